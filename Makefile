@@ -1,0 +1,69 @@
+# The two commands: `make book` (build the website) and `make test` (everything CI checks).
+# Both set up .venv first; nothing needs to be installed by hand beyond Python 3.10+.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Long work (corpus, tokenizers, training runs, the sweep) is cached here by configuration,
+# so within one `make test` the notebooks' nbval run pays for it and the book build reuses it.
+export COURSE_CACHE_DIR ?= $(CURDIR)/.cache
+# Run sizes: quick unless told otherwise (COURSE_PROFILE=full make book on a GPU machine).
+export COURSE_PROFILE ?= quick
+# Kernels: prefer the kernelspec installed in .venv over any in the user's home.
+export JUPYTER_PREFER_ENV_PATH := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: help setup book test unit nbval book-check bench lab strip sync-setup clean clean-cache
+
+help:
+	@echo "make book    set up, execute every notebook, write the website to _build/html/"
+	@echo "make test    set up, unit tests, nbval on every notebook, warnings-as-errors book build"
+	@echo "make bench   train the reference configuration on the CPU and print tokens/s, MFU, loss"
+	@echo "make lab     start JupyterLab on the notebooks"
+	@echo "make strip   remove outputs from the notebooks (they are committed without outputs)"
+	@echo "make clean   remove build outputs (make clean-cache also removes cached runs)"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: setup
+	$(BIN)/jupyter-book build .
+	@echo "Website: $(CURDIR)/_build/html/index.html"
+
+unit: setup
+	$(BIN)/python -m pytest -q tests
+
+nbval: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 notebooks
+
+book-check: setup
+	$(BIN)/jupyter-book build -W -n --keep-going .
+	@echo "Website: $(CURDIR)/_build/html/index.html"
+
+test: unit nbval book-check
+
+bench: setup
+	$(BIN)/python -m utils.bench
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
+
+strip: setup
+	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
+
+sync-setup: setup
+	$(BIN)/python -m utils.colab --sync
+
+clean:
+	rm -rf _build .pytest_cache tests/__pycache__ utils/__pycache__ notebooks/.ipynb_checkpoints
+
+clean-cache:
+	rm -rf .cache

@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from utils import runtime
+
+
+def test_profile_defaults_to_quick_without_a_gpu(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    expected = "full" if torch.cuda.is_available() else "quick"
+    assert runtime.profile() == expected
+
+
+@pytest.mark.parametrize("value", ["quick", "full", " FULL "])
+def test_profile_environment_variable_overrides(monkeypatch, value):
+    monkeypatch.setenv("COURSE_PROFILE", value)
+    assert runtime.profile() == value.strip().lower()
+
+
+def test_unknown_profile_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "medium")
+    with pytest.raises(ValueError, match="quick"):
+        runtime.profile()
+
+
+def test_pick_follows_the_profile(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    assert runtime.pick(quick=1, full=2) == 1
+    monkeypatch.setenv("COURSE_PROFILE", "full")
+    assert runtime.pick(quick=1, full=2) == 2
+
+
+def test_device_override_and_unavailable_devices(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    assert runtime.pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert runtime.pick_device() == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        runtime.pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            runtime.pick_device("cuda")
+
+
+def test_cache_dir_is_created_under_the_configured_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "c"))
+    path = runtime.cache_dir("runs", "abc")
+    assert path == tmp_path / "c" / "runs" / "abc" and path.is_dir()
+
+
+def test_seed_everything_makes_torch_reproducible():
+    runtime.seed_everything(3)
+    a = torch.rand(4)
+    runtime.seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+
+
+def test_report_names_device_and_profile(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    info = runtime.report()
+    out = capsys.readouterr().out
+    assert info["profile"] == "quick" and "profile: quick" in out and "device:" in out

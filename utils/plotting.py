@@ -1,0 +1,62 @@
+"""One figure style for the whole course: sizes, colours, log axes, and the "fit ± band" look."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+#: Colour cycle used by every chapter (colour-blind safe, Okabe & Ito palette).
+COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+_STYLE = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.prop_cycle": plt.cycler(color=COLORS),
+}
+
+
+def use_style() -> None:
+    """Apply the course style to matplotlib (call once in a notebook's set-up cell)."""
+    plt.rcParams.update(_STYLE)
+
+
+def new_axes(ncols: int = 1, nrows: int = 1, width: float = 6.4, height: float = 4.0, **kw):
+    """``fig, ax`` (or an array of axes) in the course style, sized per panel."""
+    use_style()
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=True,
+                        constrained_layout=True, **kw)
+
+
+def loglog(ax, xlabel: str, ylabel: str, title: str | None = None) -> None:
+    """Make ``ax`` log–log with labelled axes; the title, if any, says the axes are logarithmic."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(f"{title} (log–log)")
+
+
+def fit_band(ax, x, y, lo=None, hi=None, label: str | None = None, color=None, **kw):
+    """Draw a fitted curve ``y(x)`` as a line and, if given, its band ``[lo, hi]`` shaded."""
+    x = np.asarray(x)
+    (line,) = ax.plot(x, y, label=label, color=color, lw=2, **kw)
+    if lo is not None and hi is not None:
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    return line
+
+
+def points(ax, x, y, label: str | None = None, color=None, **kw):
+    """Draw measured data as markers (the counterpart of :func:`fit_band`)."""
+    kw.setdefault("s", 28)
+    kw.setdefault("zorder", 3)
+    return ax.scatter(x, y, label=label, color=color, edgecolor="white", linewidth=0.6, **kw)

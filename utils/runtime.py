@@ -1,0 +1,118 @@
+"""Where and how big a run is: device, run profile, cache directory, seeds.
+
+Every notebook calls :func:`report` in its set-up cell. The *profile* decides run
+sizes: ``quick`` (CPU, minutes) or ``full`` (GPU). Explained in "How to use this course".
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+PROFILES = ("quick", "full")
+_APP = "scaling-laws-from-scratch"
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def pick_device(override: str | None = None):
+    """Return the best available ``torch.device``: CUDA, then Apple MPS, then CPU.
+
+    ``override`` (or the environment variable ``COURSE_DEVICE``) forces one, e.g. ``"cpu"``.
+    Asking for a device that is not available raises ``ValueError``.
+    """
+    import torch
+
+    wanted = override or os.environ.get("COURSE_DEVICE")
+    if wanted:
+        kind = str(wanted).split(":")[0]
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {wanted!r} was requested but CUDA is not available here; "
+                             "use 'cpu' or unset COURSE_DEVICE.")
+        if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device {wanted!r} was requested but Apple MPS is not available here; "
+                             "use 'cpu' or unset COURSE_DEVICE.")
+        if kind not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"unknown device {wanted!r}; expected 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def profile() -> str:
+    """The run profile: ``"quick"`` or ``"full"``.
+
+    ``COURSE_PROFILE=quick|full`` overrides; otherwise ``full`` on a CUDA GPU and
+    ``quick`` everywhere else (CPU, and Apple MPS, whose speed varies too much to promise
+    the full runs' times).
+    """
+    value = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    if value:
+        if value not in PROFILES:
+            raise ValueError(f"COURSE_PROFILE={value!r} is not a profile; use one of {PROFILES}.")
+        return value
+    return "full" if pick_device().type == "cuda" else "quick"
+
+
+def pick(quick, full):
+    """Return ``quick`` or ``full`` according to the current :func:`profile`.
+
+    Notebooks take every size that affects run time from here, e.g.
+    ``steps = pick(quick=300, full=5000)``.
+    """
+    return quick if profile() == "quick" else full
+
+
+def cache_dir(*parts: str) -> Path:
+    """The course's cache directory (created if needed), or a sub-directory of it.
+
+    ``COURSE_CACHE_DIR`` overrides the default ``~/.cache/scaling-laws-from-scratch``.
+    Long work (cleaned corpus, trained tokenizers, training runs, the scaling sweep) is
+    cached here by its configuration, so a second execution reuses it.
+    """
+    root = os.environ.get("COURSE_CACHE_DIR")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / _APP
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) with ``seed``."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def report() -> dict:
+    """Print, and return, what this session runs on: device, profile, versions, cache."""
+    import torch
+
+    device = pick_device()
+    info = {
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        "profile": profile(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "cache": str(cache_dir()),
+        "colab": in_colab(),
+    }
+    gpu = f" ({info['gpu']})" if info["gpu"] else ""
+    print(f"device: {info['device']}{gpu} | profile: {info['profile']} | torch {info['torch']} | "
+          f"python {info['python']}")
+    print(f"cache: {info['cache']}")
+    if in_colab() and device.type != "cuda":
+        print("Note: this Colab runtime has no GPU. For the full profile choose "
+              "Runtime > Change runtime type > T4 GPU, then run the notebook again.")
+    return info
