@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # Long work (corpus, tokenizers, training runs, the sweep) is cached here by configuration,
 # so within one `make test` the notebooks' nbval run pays for it and the book build reuses it.
 export COURSE_CACHE_DIR ?= $(CURDIR)/.cache
-# Run sizes: quick unless told otherwise (COURSE_PROFILE=full make book on a GPU machine).
-export COURSE_PROFILE ?= quick
+# Run sizes: `make book` lets utils.runtime choose (full on a CUDA GPU, quick elsewhere);
+# the test targets run the quick profile unless COURSE_PROFILE says otherwise.
+test unit nbval book-check: export COURSE_PROFILE ?= quick
 # Kernels: prefer the kernelspec installed in .venv over any in the user's home.
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
