@@ -1,0 +1,208 @@
+"""Tests for utils.train: the trainer of Chapter 4 (learning, resuming, errors, cache, command line)."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import utils.model
+from utils.data import CharDataset, CharTokenizer, train_val_split
+from utils.model import GPTConfig
+from utils.train import (NonFiniteLossError, TrainConfig, _make_optimizer, lr_at, peak_flops, train)
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = ("FIRST CITIZEN:\nBefore we proceed any further, hear me speak.\n\nALL:\nSpeak, speak.\n\n"
+        "FIRST CITIZEN:\nYou are all resolved rather to die than to famish?\n\n") * 60
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    tok = CharTokenizer.from_text(TEXT)
+    tr, va = train_val_split(tok.encode(TEXT), 0.1)
+    return CharDataset(text=TEXT, tokenizer=tok, train=tr, val=va)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def tiny_model(ds, **kw):
+    return GPTConfig(**{**dict(vocab_size=ds.vocab_size, n_ctx=16, n_layer=2, n_head=2, n_embd=32), **kw})
+
+
+def tiny_train(**kw):
+    base = dict(batch_size=8, max_iters=40, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=10,
+                eval_iters=2, device="cpu", seed=0, num_threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_decreases_on_a_tiny_run(dataset):
+    res = train(tiny_model(dataset), tiny_train(), dataset, progress=False)
+    first, last = res.history[0], res.history[-1]
+    assert abs(first["val_loss"] - math.log(dataset.vocab_size)) < 0.3  # starts near ln(V)
+    assert last["train_loss"] < first["train_loss"] - 0.5
+    assert last["val_loss"] < first["val_loss"] - 0.5
+    assert [h["step"] for h in res.history] == [0, 10, 20, 30, 40]
+    assert res.iters == 40 and len(res.step_losses) == 40
+    assert res.tokens_seen == 40 * 8 * 16
+    assert res.final_val_loss == last["val_loss"]
+    assert math.isclose(res.final_val_bpc, res.final_val_loss / math.log(2))
+    assert res.device == "cpu" and res.dtype == "float32" and res.num_threads == 1
+    assert 0 < res.mfu < 1 and res.tokens_per_s > 0
+    assert res.n_params == res.model.num_params(non_embedding=False)
+    assert res.flops == 3 * res.model.flops_per_token() * res.tokens_seen
+    json.dumps(res.to_dict())  # everything but the model is plain data
+
+
+def test_resume_matches_uninterrupted_run(dataset, tmp_path):
+    mc, tc = tiny_model(dataset, dropout=0.1), tiny_train(max_iters=30, checkpoint_interval=5)
+    full = train(mc, tc, dataset, progress=False)
+
+    def crash_at_17(step, info):
+        if step == 17:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(mc, tc, dataset, out_dir=tmp_path / "run", progress=False, callback=crash_at_17)
+    assert (tmp_path / "run" / "ckpt.pt").exists()
+    resumed = train(mc, tc, dataset, out_dir=tmp_path / "run", progress=False)
+    assert resumed.iters == 30 and not resumed.cached
+    assert resumed.step_losses == pytest.approx(full.step_losses, abs=1e-6)
+    assert resumed.final_val_loss == pytest.approx(full.final_val_loss, abs=1e-6)
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+    # the finished directory is now loaded, not trained again
+    again = train(mc, tc, dataset, out_dir=tmp_path / "run", progress=False)
+    assert again.cached and again.final_val_loss == resumed.final_val_loss
+    # a different configuration in the same directory is refused
+    with pytest.raises(ValueError, match="different configuration"):
+        train(mc, tiny_train(max_iters=31), dataset, out_dir=tmp_path / "run", progress=False)
+
+
+def test_non_finite_loss_stops_with_the_step_and_a_hint(dataset, monkeypatch):
+    real = utils.model.F.cross_entropy
+    calls = {"train": 0}
+
+    def poisoned(logits, targets, *a, **k):
+        loss = real(logits, targets, *a, **k)
+        if logits.requires_grad:
+            calls["train"] += 1
+            if calls["train"] > 3:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(utils.model.F, "cross_entropy", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"step 3.*lower learning rate"):
+        train(tiny_model(dataset), tiny_train(), dataset, progress=False)
+    assert issubclass(NonFiniteLossError, ValueError)
+
+
+def test_cache_reuses_a_finished_run_of_the_same_configuration(dataset):
+    mc, tc = tiny_model(dataset), tiny_train(max_iters=20)
+    first = train(mc, tc, dataset, progress=False, cache=True)
+    assert not first.cached
+    second = train(mc, tc, dataset, progress=False, cache=True)
+    assert second.cached and second.history == first.history and second.wall_time_s == first.wall_time_s
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    other = train(mc, tiny_train(max_iters=20, lr=1e-3), dataset, progress=False, cache=True)
+    assert not other.cached
+
+
+def test_max_tokens_sets_the_number_of_iterations(dataset):
+    tc = tiny_train(max_tokens=1000, eval_interval=100)
+    assert tc.iterations(16) == math.ceil(1000 / (8 * 16))
+    res = train(tiny_model(dataset), tc, dataset, progress=False)
+    assert res.iters == 8 and res.tokens_seen == 8 * 8 * 16
+
+
+def test_gradient_accumulation_matches_one_large_batch(dataset):
+    mc = tiny_model(dataset)
+    big = train(mc, tiny_train(batch_size=8, max_iters=10, eval_iters=4), dataset, progress=False)
+    accum = train(mc, tiny_train(batch_size=4, grad_accum=2, max_iters=10, eval_iters=8), dataset,
+                  progress=False)
+    assert accum.tokens_seen == big.tokens_seen
+    assert accum.step_losses == pytest.approx(big.step_losses, abs=1e-4)
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    tc = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=100)
+    lrs = [lr_at(s, tc) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:10]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(55, tc) == pytest.approx(5.5e-4)  # half-way through the cosine: the mean of lr and min_lr
+    assert lr_at(100, tc) == pytest.approx(1e-4) and lr_at(500, tc) == pytest.approx(1e-4)
+
+
+def test_weight_decay_applies_to_matrices_only(dataset):
+    model = utils.model.GPT(tiny_model(dataset))
+    opt = _make_optimizer(model, tiny_train(weight_decay=0.1), torch.device("cpu"))
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == model.num_params(False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size"), (dict(lr=-1.0), "lr"), (dict(min_lr=1.0), "min_lr"),
+    (dict(dtype="fp8"), "dtype"), (dict(beta2=1.0), "beta2"), (dict(max_tokens=0), "max_tokens"),
+])
+def test_bad_train_configs_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_mismatched_vocabulary_or_short_data_raise_value_error(dataset):
+    with pytest.raises(ValueError, match="vocab_size"):
+        train(tiny_model(dataset, vocab_size=3), tiny_train(), dataset, progress=False)
+    short = CharDataset(text="", tokenizer=dataset.tokenizer, train=dataset.train, val=dataset.val[:10])
+    with pytest.raises(ValueError, match="val split"):
+        train(tiny_model(dataset), tiny_train(), short, progress=False)
+    with pytest.raises(TypeError, match="train_config"):
+        train(tiny_model(dataset), 5, dataset)
+
+
+def test_cpu_peak_is_measured_and_known_gpus_have_a_table_entry():
+    peak = peak_flops("cpu")
+    assert peak > 1e8 and peak_flops("cpu") == peak  # measured once per process
+    from utils.train import GPU_PEAK_FLOPS
+    names = dict(GPU_PEAK_FLOPS)
+    assert names["T4"] == 65e12 and names["A100"] == 312e12 and names["H100"] == 989e12 and names["L4"] == 121e12
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_path_trains_in_mixed_precision(dataset):
+    res = train(tiny_model(dataset), tiny_train(device="cuda"), dataset, progress=False)
+    assert res.dtype in ("bfloat16", "float16") and res.device.startswith("cuda")
+    assert res.history[-1]["val_loss"] < res.history[0]["val_loss"]
+    assert res.mfu is None or 0 < res.mfu < 1
+
+
+def test_command_line_prints_one_json_object_last(tmp_path):
+    env = {**os.environ, "COURSE_DEVICE": "cpu", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "utils.train", "--n_layer", "2", "--n_head", "2", "--n_embd", "32",
+           "--n_ctx", "16", "--batch_size", "4", "--max_iters", "6", "--eval_interval", "3", "--eval_iters", "2",
+           "--warmup_iters", "2", "--max_chars", "20000", "--no_progress"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("model_config", "train_config", "n_params", "n_params_non_embedding", "tokens_seen",
+                "final_train_loss", "final_val_loss", "wall_time_s", "tokens_per_s", "mfu"):
+        assert key in result, key
+    assert result["tokens_seen"] == 6 * 4 * 16
+    assert result["model_config"]["n_embd"] == 32 and result["train_config"]["max_iters"] == 6
+    assert np.isfinite(result["final_val_loss"]) and result["mfu"] > 0
+
+
+def test_cpu_threads_is_between_one_and_the_core_count():
+    from utils.train import cpu_threads
+    n = cpu_threads()
+    assert 1 <= n <= max(1, torch.get_num_threads())

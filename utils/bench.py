@@ -1,0 +1,137 @@
+"""Benchmark of the trainer on the reference configuration (``python -m utils.bench``; ``make bench``).
+
+The reference run: a GPT with 4 layers, 4 heads, width 128 and context 64, trained on the
+course corpus with batch 12 for 2000 iterations (no dropout; learning rate 1e-3 with
+warm-up and cosine decay to 1e-4; evaluation every 250 iterations on 20 batches), on the
+CPU. It prints one JSON object: tokens per second end to end, MFU and the final
+validation loss. ``--baseline`` also times a deliberately plain training loop on the same
+model, data and steps, back to back with the same thread count, so the two can be compared
+under the same machine load; ``tokens_per_cpu_s`` (tokens per second of this process's CPU
+time) is the steadier measure on a shared machine. Chapter 4 discusses what makes small models slow or fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from .model import GPT, GPTConfig
+from .train import TrainConfig, lr_at, peak_flops, train
+
+REFERENCE_MODEL = dict(n_ctx=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=True)
+REFERENCE_TRAIN = dict(batch_size=12, max_iters=2000, lr=1e-3, min_lr=1e-4, warmup_iters=100,
+                       eval_interval=250, eval_iters=20, device="cpu", seed=1337)
+
+
+def plain_loop(model_config: GPTConfig, tc: TrainConfig, dataset) -> dict:
+    """A straightforward PyTorch training loop, the yardstick for :func:`reference_run`.
+
+    Same model, schedule, data and evaluation schedule as :func:`~utils.train.train`, written
+    the simple way: :func:`utils.data.get_batch` for every batch, default AdamW, one
+    forward pass per evaluation batch, ``loss.item()`` every step. Returns tokens/s and the
+    final validation loss.
+    """
+    from .data import get_batch
+
+    torch.manual_seed(tc.seed)
+    model = GPT(model_config)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
+    train_ids, val_ids = torch.from_numpy(dataset.train), torch.from_numpy(dataset.val)
+    gen = torch.Generator().manual_seed(tc.seed)
+    T, B = model_config.n_ctx, tc.batch_size
+
+    @torch.no_grad()
+    def val_loss():
+        model.eval()
+        losses = {name: sum(model(*get_batch(d, B, T, generator=gen))[1].item() for _ in range(tc.eval_iters))
+                  / tc.eval_iters for name, d in (("train", train_ids), ("val", val_ids))}
+        model.train()
+        return losses["val"]
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    loss_val = val_loss()
+    for step in range(tc.max_iters):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tc)
+        x, y = get_batch(train_ids, B, T, generator=gen)
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        loss.item()
+        if (step + 1) % tc.eval_interval == 0 or step + 1 == tc.max_iters:
+            loss_val = val_loss()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    tokens = tc.max_iters * B * T
+    return {"tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu, "wall_time_s": wall,
+            "final_val_loss": loss_val}
+
+
+def reference_run(iters: int = 2000, compile: bool = False, num_threads: int | None = None,
+                  baseline: bool = False, progress: bool = True) -> dict:
+    """Train the reference configuration on the CPU and return the benchmark's numbers as a dict."""
+    from .data import load_dataset
+
+    dataset = load_dataset()
+    mc = GPTConfig(vocab_size=dataset.vocab_size, **REFERENCE_MODEL)
+    tc = TrainConfig(**{**REFERENCE_TRAIN, "max_iters": iters, "compile": compile, "num_threads": num_threads})
+    # one-time costs of the process, paid before either timed loop: torch.optim's first
+    # optimiser imports the compiler stack (seconds), and the CPU peak probe is cached
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+    peak_flops("cpu")
+    c0 = time.process_time()
+    res = train(mc, tc, dataset, progress=progress)
+    cpu = time.process_time() - c0
+    out = {
+        "benchmark": "reference GPT (4 layers, 4 heads, width 128, context 64, batch 12) on the CPU",
+        "iters": res.iters, "threads": res.num_threads, "compile": compile,
+        "tokens_per_s": round(res.tokens_per_s, 1), "wall_time_s": round(res.wall_time_s, 2),
+        "tokens_per_cpu_s": round(res.tokens_seen / cpu, 1),
+        "mfu": res.mfu, "cpu_peak_flops": peak_flops("cpu"),
+        "final_val_loss": res.final_val_loss, "final_val_bpc": res.final_val_bpc,
+        "load_average_1min": _load(),
+    }
+    if baseline:
+        old = torch.get_num_threads()
+        torch.set_num_threads(res.num_threads)  # same threads as our run, so the loop is what differs
+        try:
+            plain = plain_loop(mc, tc, dataset)
+        finally:
+            torch.set_num_threads(old)
+        out["plain_tokens_per_s"] = round(plain["tokens_per_s"], 1)
+        out["plain_tokens_per_cpu_s"] = round(plain["tokens_per_cpu_s"], 1)
+        out["plain_final_val_loss"] = plain["final_val_loss"]
+        out["speedup_wall"] = round(res.tokens_per_s / plain["tokens_per_s"], 2)
+        out["speedup_cpu_time"] = round(out["tokens_per_cpu_s"] / plain["tokens_per_cpu_s"], 2)
+    return out
+
+
+def _load():
+    try:
+        import os
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        return None
+
+
+def main(argv=None) -> dict:
+    """Command line: run the benchmark and print its JSON as the last line."""
+    p = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--iters", type=int, default=2000, help="iterations (2000 for the reference run)")
+    p.add_argument("--compile", action="store_true", help="use torch.compile")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the trainer's choice)")
+    p.add_argument("--baseline", action="store_true", help="also time a plain training loop, back to back")
+    p.add_argument("--no_progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.iters < 1:
+        raise ValueError(f"--iters must be positive, got {args.iters}.")
+    out = reference_run(args.iters, args.compile, args.threads, args.baseline, not args.no_progress)
+    print(json.dumps(out), flush=True)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

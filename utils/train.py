@@ -1,0 +1,725 @@
+"""Training a GPT: one function for the notebooks, the scaling sweep and the command line.
+
+:func:`train` takes a model configuration (:class:`~utils.model.GPTConfig`), a
+:class:`TrainConfig` and a dataset, and returns a :class:`TrainResult`: the trained model,
+the history of training and validation losses, and how fast it went (tokens per second
+and model FLOPs utilisation, MFU). Chapter 4 explains each ingredient: AdamW with weight
+decay on matrices {cite}`loshchilov2019decoupled`, linear warm-up then cosine decay
+{cite}`loshchilov2017sgdr`, gradient clipping and accumulation, mixed precision on GPUs
+{cite}`micikevicius2018mixed`, checkpoints that resume exactly, and MFU
+{cite}`chowdhery2022palm`.
+
+Command line (prints one JSON object as its last line)::
+
+    python -m utils.train --n_layer 4 --n_head 4 --n_embd 128 --n_ctx 64 --max_iters 2000
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import runtime
+from .model import GPT, GPTConfig
+
+__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "lr_at", "peak_flops",
+           "cpu_peak_flops", "cpu_threads", "data_fingerprint", "run_key", "main"]
+
+CACHE_VERSION = 1  # bump when a change to the trainer changes results, so cached runs are redone
+
+# Dense (no sparsity) bf16/fp16 tensor-core peaks in FLOP/s, matched against the CUDA device name
+# (first match wins, so more specific names come first). Sources: NVIDIA's product datasheets.
+GPU_PEAK_FLOPS = [
+    ("H100 PCIe", 756e12),   # H100 PCIe datasheet: BF16 Tensor Core 1,513 TFLOPS with sparsity -> 756 dense
+    ("H100", 989e12),        # H100 SXM datasheet: BF16 Tensor Core 1,979 TFLOPS with sparsity -> 989 dense
+    ("H200", 989e12),        # H200 datasheet: BF16 Tensor Core 1,979 TFLOPS with sparsity -> 989 dense
+    ("A100", 312e12),        # A100 datasheet: BF16 Tensor Core 312 TFLOPS (dense)
+    ("L40S", 362e12),        # L40S datasheet: BF16 Tensor Core 733 TFLOPS with sparsity -> 362 dense
+    ("L4", 121e12),          # L4 datasheet: BF16 Tensor Core 242 TFLOPS with sparsity -> 121 dense
+    ("A10G", 70e12),         # AWS G5 documentation: A10G, 70 TFLOPS (BF16 dense)
+    ("A10", 125e12),         # A10 datasheet: BF16 Tensor Core 125 TFLOPS (dense)
+    ("V100", 125e12),        # V100 SXM2 datasheet: Tensor Performance 125 TFLOPS (FP16)
+    ("T4", 65e12),           # T4 datasheet: Mixed Precision (FP16/FP32) 65 TFLOPS
+]
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite; the message names the step and what to try."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train: batch, schedule, optimiser, evaluation, seed, device (Chapter 4).
+
+    Defaults are the course's reference run: batch 12, 2000 iterations, AdamW at learning
+    rate 1e-3 (warm-up 100 iterations, cosine decay to 1e-4), weight decay 0.1 on matrices,
+    gradient clipping at 1.0, evaluation every 250 iterations on 20 batches.
+
+    ``max_tokens`` (optional) sets the length as a token budget instead of ``max_iters``:
+    iterations = ceil(max_tokens / (batch_size * n_ctx * grad_accum)). ``lr_decay_iters``
+    defaults to the number of iterations. ``device=None`` picks CUDA > MPS > CPU;
+    ``dtype="auto"`` trains in bf16 autocast on GPUs that support it, fp16 with a gradient
+    scaler on older ones, fp32 elsewhere. ``num_threads=None`` lets :func:`cpu_threads`
+    choose the CPU thread count (the idle cores). ``checkpoint_interval=None`` saves a checkpoint
+    at every evaluation when the run has a directory.
+    """
+
+    batch_size: int = 12
+    max_iters: int = 2000
+    max_tokens: int | None = None
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int | None = None
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_interval: int = 250
+    eval_iters: int = 20
+    seed: int = 1337
+    device: str | None = None
+    dtype: str = "auto"
+    compile: bool = False
+    num_threads: int | None = None
+    checkpoint_interval: int | None = None
+
+    # fields that change speed but not the numbers a run produces: left out of cache keys
+    _NOT_IN_KEY = ("device", "compile", "num_threads", "checkpoint_interval", "dtype")
+
+    def __post_init__(self):
+        positive = ("batch_size", "max_iters", "grad_accum", "eval_interval", "eval_iters")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
+            setattr(self, name, int(value))
+        for name in ("max_tokens", "lr_decay_iters", "num_threads", "checkpoint_interval"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"TrainConfig.{name} must be a positive integer or None, got {value!r}.")
+            if value is not None:
+                setattr(self, name, int(value))
+        if isinstance(self.warmup_iters, bool) or int(self.warmup_iters) != self.warmup_iters or self.warmup_iters < 0:
+            raise ValueError(f"TrainConfig.warmup_iters must be a non-negative integer, got {self.warmup_iters!r}.")
+        self.warmup_iters = int(self.warmup_iters)
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}.")
+        if not (math.isfinite(self.min_lr) and 0 <= self.min_lr <= self.lr):
+            raise ValueError(f"TrainConfig.min_lr must be between 0 and lr={self.lr}, got {self.min_lr!r}.")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError(f"weight_decay and grad_clip must be >= 0 (grad_clip=0 turns clipping off), "
+                             f"got {self.weight_decay!r} and {self.grad_clip!r}.")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}.")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"TrainConfig.dtype must be 'auto', 'float32', 'bfloat16' or 'float16', "
+                             f"got {self.dtype!r}.")
+        self.seed = int(self.seed)
+
+    def iterations(self, n_ctx: int) -> int:
+        """Number of optimiser steps: ``max_iters``, or enough for ``max_tokens`` at context ``n_ctx``."""
+        if self.max_tokens is None:
+            return self.max_iters
+        return math.ceil(self.max_tokens / (self.batch_size * n_ctx * self.grad_accum))
+
+    def to_dict(self) -> dict:
+        """The configuration as a plain ``dict``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Rebuild from :meth:`to_dict`'s output; unknown keys raise ``ValueError``."""
+        names = {f.name for f in fields(cls)}
+        extra = set(d) - names
+        if extra:
+            raise ValueError(f"unknown TrainConfig fields {sorted(extra)}; expected some of {sorted(names)}.")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the model, its loss history and how fast training went.
+
+    Losses are in nats per token (for the character tokenizer, per character); divide by
+    ``ln 2`` for bits (``final_val_bpc``). ``history`` has one dict per evaluation with
+    ``step, tokens, train_loss, val_loss, train_bpc, val_bpc, lr, time_s``; ``step_losses``
+    holds the loss of every optimiser step (one minibatch, so noisy). ``flops`` is the
+    training compute, 3 x forward FLOPs per token x tokens (Chapter 3). ``mfu`` is achieved
+    model FLOP/s over the device's peak, or ``None`` where the peak is unknown.
+    ``num_threads`` is the CPU thread count used (``None`` on GPUs).
+    """
+
+    model: GPT | None
+    model_config: dict
+    train_config: dict
+    history: list = field(default_factory=list)
+    step_losses: list = field(default_factory=list)
+    iters: int = 0
+    tokens_seen: int = 0
+    final_train_loss: float = float("nan")
+    final_val_loss: float = float("nan")
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0
+    mfu: float | None = None
+    n_params: int = 0
+    n_params_non_embedding: int = 0
+    flops: float = 0.0
+    device: str = "cpu"
+    dtype: str = "float32"
+    num_threads: int | None = None
+    cached: bool = False
+    out_dir: str | None = None
+
+    @property
+    def final_val_bpc(self) -> float:
+        """Final validation loss in bits per token (bits per character for the character tokenizer)."""
+        return self.final_val_loss / math.log(2)
+
+    @property
+    def final_train_bpc(self) -> float:
+        """Final training loss in bits per token."""
+        return self.final_train_loss / math.log(2)
+
+    def to_dict(self, history: bool = True) -> dict:
+        """Everything but the model, as JSON-ready plain types (``history=False`` leaves out the curves)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        d["final_train_bpc"] = self.final_train_bpc
+        d["final_val_bpc"] = self.final_val_bpc
+        if not history:
+            d.pop("history")
+            d.pop("step_losses")
+        return d
+
+
+# ----------------------------------------------------------------------------- schedule, peaks
+
+def lr_at(step: int, tc: TrainConfig, total_iters: int | None = None) -> float:
+    """Learning rate for optimiser step ``step`` (0-based): linear warm-up, cosine decay, floor.
+
+    Warm-up rises linearly to ``tc.lr`` over ``warmup_iters`` steps; then the rate follows
+    half a cosine down to ``min_lr`` at ``lr_decay_iters`` (default: the run's length) and
+    stays there. Chapter 4 plots it.
+    """
+    total = total_iters if total_iters is not None else tc.max_iters
+    decay = tc.lr_decay_iters or total
+    if step < tc.warmup_iters:
+        return tc.lr * (step + 1) / tc.warmup_iters
+    if step >= decay:
+        return tc.min_lr
+    progress = (step - tc.warmup_iters) / max(1, decay - tc.warmup_iters)
+    return tc.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (tc.lr - tc.min_lr)
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_peak(threads: int, n: int) -> float:
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.mm(a, b)  # warm up the kernels
+    best = 0.0
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(3):
+            torch.mm(a, b)
+        best = max(best, 3 * 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def cpu_peak_flops(n: int = 768) -> float:
+    """FLOP/s of a float32 ``n x n`` matrix multiply on this CPU, measured once per process.
+
+    This is the "peak" that CPU MFU is measured against: the best a large, simple matmul
+    reaches here, with torch's current thread count. On a loaded machine it is lower too.
+    """
+    return _cpu_peak(torch.get_num_threads(), n)
+
+
+def _idle_cores(window_s: float = 0.2) -> float | None:
+    """Idle cores over a short window, from ``/proc/stat`` (Linux); ``None`` where unavailable."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values[:8])  # idle + iowait, total (without guest time)
+    try:
+        idle0, total0 = sample()
+        time.sleep(window_s)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def cpu_threads() -> int:
+    """How many threads to train with on the CPU: the cores this process may use that are idle.
+
+    The threads of one matrix multiply wait for each other at every operation; when other
+    programs keep the cores busy, a second thread mostly waits, and one thread trains
+    several times faster. So we look at how idle the cores are right now (Linux
+    ``/proc/stat``; elsewhere all cores) and use that many, at least one.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    cores = max(1, min(cores, torch.get_num_threads()))
+    idle = _idle_cores()
+    if idle is None:  # pragma: no cover - not Linux
+        return cores
+    return max(1, min(cores, int(idle + 0.5)))
+
+
+def peak_flops(device) -> float | None:
+    """Peak FLOP/s of ``device`` for MFU: GPU table (bf16/fp16 dense), measured on CPU, else ``None``."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return cpu_peak_flops()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, value in GPU_PEAK_FLOPS:
+            if key in name:
+                return value
+    return None
+
+
+# ----------------------------------------------------------------------------- data and keys
+
+def data_fingerprint(dataset) -> str:
+    """A short hash of a dataset's training and validation ids (and vocabulary size)."""
+    h = hashlib.blake2b(digest_size=12)
+    for part in (dataset.train, dataset.val):
+        arr = np.ascontiguousarray(np.asarray(part, dtype=np.int64))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    h.update(str(dataset.vocab_size).encode())
+    return h.hexdigest()
+
+
+def run_key(model_config: GPTConfig, train_config: TrainConfig, dataset=None, fingerprint: str | None = None) -> str:
+    """The cache key of a run: a hash of the model config, the result-relevant train config and the data."""
+    tc = {k: v for k, v in train_config.to_dict().items() if k not in TrainConfig._NOT_IN_KEY}
+    if fingerprint is None:
+        fingerprint = data_fingerprint(dataset)
+    blob = json.dumps({"v": CACHE_VERSION, "model": model_config.to_dict(), "train": tc, "data": fingerprint},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class _Batches:
+    """Random windows of ``n_ctx + 1`` tokens from one split, drawn with their own generator."""
+
+    def __init__(self, data: np.ndarray, batch_size: int, n_ctx: int, seed: int, device: torch.device):
+        self.data = torch.from_numpy(np.ascontiguousarray(np.asarray(data, dtype=np.int64)))
+        self.batch_size, self.n_ctx, self.device = batch_size, n_ctx, device
+        self.offsets = torch.arange(n_ctx + 1)
+        self.high = len(self.data) - n_ctx
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, batch_size: int | None = None):
+        starts = torch.randint(self.high, (batch_size or self.batch_size,), generator=self.generator)
+        windows = self.data[starts[:, None] + self.offsets]  # (B, n_ctx + 1), one gather
+        if self.device.type == "cuda":
+            windows = windows.pin_memory().to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            windows = windows.to(self.device)
+        return windows[:, :-1], windows[:, 1:]
+
+
+def _as_model_config(mc) -> GPTConfig:
+    if isinstance(mc, GPTConfig):
+        return mc
+    if isinstance(mc, dict):
+        return GPTConfig.from_dict(mc)
+    raise TypeError(f"model_config must be a GPTConfig or a dict of its fields, got {type(mc).__name__}.")
+
+
+def _as_train_config(tc) -> TrainConfig:
+    if tc is None:
+        return TrainConfig()
+    if isinstance(tc, TrainConfig):
+        return tc
+    if isinstance(tc, dict):
+        return TrainConfig.from_dict(tc)
+    raise TypeError(f"train_config must be a TrainConfig, a dict of its fields or None, got {type(tc).__name__}.")
+
+
+def _precision(device: torch.device, dtype: str):
+    """(autocast dtype or None, name, needs a gradient scaler) for a device and requested dtype."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            dtype = "float32"
+    if dtype == "float32":
+        return None, "float32", False
+    if dtype == "float16" and device.type == "cpu":
+        raise ValueError("dtype='float16' is not supported on the CPU; use 'float32' or 'bfloat16'.")
+    return getattr(torch, dtype), dtype, dtype == "float16"
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _load_finished(run_dir: Path, mc: GPTConfig, device: torch.device) -> TrainResult:
+    info = json.loads((run_dir / "result.json").read_text())
+    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    model = GPT(mc)
+    model.load_state_dict(state["model"])
+    model.to(device)
+    known = {f.name for f in fields(TrainResult)}
+    res = TrainResult(model=model, **{k: v for k, v in info.items() if k in known and k != "model"})
+    res.cached = True
+    res.out_dir = str(run_dir)
+    return res
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+@torch.no_grad()
+def _evaluate(model, batches: list, amp_dtype, device) -> float:
+    """Mean loss over fixed evaluation batches (each the same size, so the mean of means is exact)."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=device)
+    for x, y in batches:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            _, loss = model(x, y)
+        total += loss.float() * x.shape[0]
+    model.train(was_training)
+    n = sum(x.shape[0] for x, _ in batches)
+    return float(total) / n
+
+
+def _fixed_eval_batches(data, tc: TrainConfig, n_ctx: int, seed: int, device) -> list:
+    """``eval_iters`` batches drawn once (same every evaluation), merged into larger chunks."""
+    src = _Batches(data, tc.batch_size, n_ctx, seed, torch.device("cpu"))
+    x, y = src.sample(tc.batch_size * tc.eval_iters)
+    chunk = tc.batch_size * min(tc.eval_iters, 8)  # fewer, larger forward passes: less per-op overhead
+    out = []
+    for i in range(0, x.shape[0], chunk):
+        xb, yb = x[i:i + chunk].contiguous(), y[i:i + chunk].contiguous()
+        out.append((xb.to(device), yb.to(device)))
+    return out
+
+
+def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume: bool = True,
+          progress: bool = True, cache: bool = False,
+          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train a :class:`~utils.model.GPT` and return a :class:`TrainResult` (Chapter 4).
+
+    ``model_config``: a :class:`GPTConfig` (or dict); ``train_config``: a
+    :class:`TrainConfig` (or dict; ``None`` = defaults); ``dataset``: a
+    :class:`utils.data.CharDataset` or anything with ``train``, ``val`` (token-id arrays)
+    and ``vocab_size`` (default :func:`utils.data.load_dataset`).
+
+    With ``out_dir``, checkpoints (model, optimiser, step, configs, random states) are
+    saved there atomically and, with ``resume=True``, an interrupted run continues where
+    it stopped and ends exactly as an uninterrupted one; a finished run is loaded, not
+    redone. ``cache=True`` uses ``runtime.cache_dir('runs', key)`` as that directory, the
+    key hashing model config, train config and data, so an identical call pays once.
+    ``callback(step, info)`` is called after every optimiser step. A NaN or infinite loss
+    raises :class:`NonFiniteLossError` before the optimiser applies it.
+    """
+    mc = _as_model_config(model_config)
+    tc = _as_train_config(train_config)
+    if dataset is None:
+        from .data import load_dataset
+        dataset = load_dataset()
+    for attr in ("train", "val", "vocab_size"):
+        if not hasattr(dataset, attr):
+            raise TypeError(f"dataset must have .train, .val and .vocab_size (like utils.data.CharDataset); "
+                            f"{type(dataset).__name__} has no .{attr}.")
+    if dataset.vocab_size > mc.vocab_size:
+        raise ValueError(f"the dataset has {dataset.vocab_size} token types but the model's vocab_size is "
+                         f"{mc.vocab_size}; build the GPTConfig with vocab_size={dataset.vocab_size}.")
+    for split in ("train", "val"):
+        if len(getattr(dataset, split)) <= mc.n_ctx + 1:
+            raise ValueError(f"the {split} split has {len(getattr(dataset, split))} tokens, too few for "
+                             f"windows of n_ctx + 1 = {mc.n_ctx + 1}; use a smaller n_ctx or more data.")
+    total_iters = tc.iterations(mc.n_ctx)
+    device = runtime.pick_device(tc.device)
+
+    # the key (hash of configs and data) names cached runs and guards checkpoints against mix-ups
+    key = run_key(mc, tc, dataset) if (out_dir is not None or cache) else None
+    run_dir = Path(out_dir) if out_dir is not None else (runtime.cache_dir("runs", key) if cache else None)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (run_dir / "result.json").exists() and (run_dir / "model.pt").exists():
+            info = json.loads((run_dir / "result.json").read_text())
+            if info.get("key") == key:
+                return _load_finished(run_dir, mc, device)
+            if out_dir is not None:
+                raise ValueError(f"{run_dir} holds a finished run of a different configuration; "
+                                 "choose another out_dir or pass resume=False to overwrite it.")
+
+    amp_dtype, dtype_name, use_scaler = _precision(device, tc.dtype)
+    old_threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(tc.num_threads or cpu_threads())
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    try:
+        return _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, total_iters, key,
+                           run_dir, resume, progress, callback)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _make_optimizer(model: GPT, tc: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices: embeddings and linear weights
+    no_decay = [p for p in model.parameters() if p.dim() < 2]  # biases and LayerNorm gains
+    groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    kwargs = {}
+    if device.type in ("cuda", "cpu"):
+        kwargs["fused"] = True  # one kernel for the whole update instead of several per tensor
+    try:
+        return torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), **kwargs)
+    except (RuntimeError, TypeError):  # older torch without a fused kernel for this device
+        return torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2))
+
+
+def _maybe_compile(model: GPT, tc: TrainConfig, device: torch.device):
+    if not tc.compile:
+        return model
+    if device.type == "cpu" and not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
+        import warnings
+        warnings.warn("compile=True but no C++ compiler was found, which torch.compile needs on the CPU; "
+                      "training without compiling.")
+        return model
+    return torch.compile(model)
+
+
+def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, total_iters, key, run_dir,
+                resume, progress, callback) -> TrainResult:
+    from tqdm import tqdm
+
+    runtime.seed_everything(tc.seed)
+    model = GPT(mc)  # initialised on the CPU, so every device starts from the same weights
+    model.to(device)
+    optimizer = _make_optimizer(model, tc, device)
+    scaler = torch.amp.GradScaler(device.type) if use_scaler else None
+    train_batches = _Batches(dataset.train, tc.batch_size, mc.n_ctx, tc.seed, device)
+    eval_sets = {split: _fixed_eval_batches(getattr(dataset, split), tc, mc.n_ctx, tc.seed + 1 + i, device)
+                 for i, split in enumerate(("train", "val"))}
+    tokens_per_step = tc.batch_size * mc.n_ctx * tc.grad_accum
+    step, history, step_losses, elapsed = 0, [], [], 0.0
+
+    ckpt_path = run_dir / "ckpt.pt" if run_dir is not None else None
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck.get("key") != key:
+            raise ValueError(f"the checkpoint in {run_dir} belongs to a different configuration; choose "
+                             "another out_dir, or pass resume=False to start again there.")
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        step, history, step_losses, elapsed = ck["step"], ck["history"], ck["step_losses"], ck["elapsed"]
+        train_batches.generator.set_state(ck["batch_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        if device.type == "cuda" and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ck["cuda_rng"], device)
+
+    def checkpoint():
+        if ckpt_path is None:
+            return
+        _atomic_save({
+            "key": key, "model_config": mc.to_dict(), "train_config": tc.to_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "step": step, "history": history, "step_losses": step_losses,
+            "elapsed": elapsed + (time.perf_counter() - t_start),
+            "batch_rng": train_batches.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        }, ckpt_path)
+
+    fwd = _maybe_compile(model, tc, device)
+    n_fwd_flops = model.flops_per_token()
+
+    def evaluate_now(lr: float):
+        losses = {s: _evaluate(fwd, b, amp_dtype, device) for s, b in eval_sets.items()}
+        history.append({"step": step, "tokens": step * tokens_per_step,
+                        "train_loss": losses["train"], "val_loss": losses["val"],
+                        "train_bpc": losses["train"] / math.log(2), "val_bpc": losses["val"] / math.log(2),
+                        "lr": lr, "time_s": elapsed + time.perf_counter() - t_start})
+
+    t_start = time.perf_counter()
+    if step == 0 and not history:
+        evaluate_now(lr_at(0, tc, total_iters))  # the loss before training, about ln(vocab_size)
+    bar = tqdm(total=total_iters, initial=step, disable=not progress, desc="train", unit="it",
+               dynamic_ncols=True, leave=True)
+    model.train()
+    lr = lr_at(step, tc, total_iters)
+    last_report = time.perf_counter()
+    interval = tc.checkpoint_interval or tc.eval_interval
+    try:
+        while step < total_iters:
+            lr = lr_at(step, tc, total_iters)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            for _ in range(tc.grad_accum):
+                x, y = train_batches.sample()
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    _, loss = fwd(x, y)
+                loss = loss / tc.grad_accum
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+                loss_sum += loss.detach()
+            loss_value = float(loss_sum)
+            if not math.isfinite(loss_value):
+                optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteLossError(
+                    f"the training loss became {loss_value} at step {step} (learning rate {lr:.3g}); "
+                    f"the run was stopped before applying it. Try a lower learning rate (e.g. lr={tc.lr / 3:.3g}), "
+                    "a longer warm-up, or gradient clipping (grad_clip=1.0).")
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            step_losses.append(loss_value)
+            if step % tc.eval_interval == 0 or step == total_iters:
+                evaluate_now(lr)
+            if step % interval == 0 and step < total_iters:
+                checkpoint()
+            now = time.perf_counter()
+            if progress and (now - last_report > 0.5 or step == total_iters):
+                tok_s = step * tokens_per_step / max(1e-9, elapsed + now - t_start)
+                post = {"loss": f"{loss_value:.3f}", "tok/s": f"{tok_s:,.0f}"}
+                if history:
+                    post["val"] = f"{history[-1]['val_loss']:.3f}"
+                bar.set_postfix(post, refresh=False)
+                last_report = now
+            bar.update(1)
+            if callback is not None:
+                callback(step, {"loss": loss_value, "lr": lr, "tokens": step * tokens_per_step})
+    except KeyboardInterrupt:
+        checkpoint()  # stopping by hand keeps the progress; train again with the same out_dir to resume
+        raise
+    finally:
+        bar.close()
+
+    wall = elapsed + time.perf_counter() - t_start
+    tokens = step * tokens_per_step
+    tok_s = tokens / wall if wall > 0 else 0.0
+    peak = peak_flops(device)
+    mfu = 3 * n_fwd_flops * tok_s / peak if peak else None
+    last = history[-1]
+    result = TrainResult(
+        model=model, model_config=mc.to_dict(), train_config=tc.to_dict(), history=history,
+        step_losses=step_losses, iters=step, tokens_seen=tokens, final_train_loss=last["train_loss"],
+        final_val_loss=last["val_loss"], wall_time_s=wall, tokens_per_s=tok_s, mfu=mfu,
+        n_params=model.num_params(non_embedding=False), n_params_non_embedding=model.num_params(),
+        flops=float(3 * n_fwd_flops * tokens), device=str(device), dtype=dtype_name,
+        num_threads=torch.get_num_threads() if device.type == "cpu" else None,
+        out_dir=str(run_dir) if run_dir is not None else None)
+    if run_dir is not None:
+        _atomic_save({"model": model.state_dict(), "model_config": mc.to_dict()}, run_dir / "model.pt")
+        _atomic_write_json({**result.to_dict(), "key": key},
+                           run_dir / "result.json")
+        if ckpt_path.exists():
+            ckpt_path.unlink()  # finished: the weights and the result are kept, the optimiser state is not
+    return result
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m utils.train",
+                                description="Train a small GPT on the course corpus; the last line of output "
+                                            "is one JSON object with the results.")
+    m = p.add_argument_group("model")
+    m.add_argument("--n_layer", type=int, default=4)
+    m.add_argument("--n_head", type=int, default=4)
+    m.add_argument("--n_embd", type=int, default=128)
+    m.add_argument("--n_ctx", type=int, default=64)
+    m.add_argument("--dropout", type=float, default=0.0)
+    m.add_argument("--no_bias", action="store_true", help="linear layers and LayerNorms without biases")
+    t = p.add_argument_group("training")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        default = getattr(defaults, f.name)
+        if f.name == "compile":
+            t.add_argument("--compile", action="store_true", help="use torch.compile")
+        elif f.name in ("device", "dtype"):
+            t.add_argument(f"--{f.name}", type=str, default=default)
+        elif isinstance(default, float):
+            t.add_argument(f"--{f.name}", type=float, default=default)
+        else:  # ints and optional ints
+            t.add_argument(f"--{f.name}", type=int, default=default)
+    p.add_argument("--out_dir", type=str, default=None, help="checkpoint directory (resumed if it exists)")
+    p.add_argument("--no_resume", action="store_true", help="start again even if out_dir has a checkpoint")
+    p.add_argument("--cache", action="store_true", help="reuse a finished identical run from the course cache")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--max_chars", type=int, default=None,
+                   help="use only the first MAX_CHARS characters of the corpus (quick trials)")
+    return p
+
+
+def main(argv=None) -> dict:
+    """Command-line entry point: parse arguments, train, print the results as one JSON line."""
+    args = _parser().parse_args(argv)
+    from .data import CharDataset, CharTokenizer, corpus_text, load_dataset, train_val_split
+
+    if args.max_chars is None:
+        dataset = load_dataset()
+    else:
+        if args.max_chars < 20 * (args.n_ctx + 2):
+            raise ValueError(f"--max_chars {args.max_chars} is too small for n_ctx={args.n_ctx}; "
+                             f"use at least {20 * (args.n_ctx + 2)}.")
+        text = corpus_text()
+        tok = CharTokenizer.from_text(text)  # the full vocabulary, so configs match full-corpus runs
+        tr, va = train_val_split(tok.encode(text[: args.max_chars]), 0.1)
+        dataset = CharDataset(text=text[: args.max_chars], tokenizer=tok, train=tr, val=va)
+    mc = GPTConfig(vocab_size=dataset.vocab_size, n_ctx=args.n_ctx, n_layer=args.n_layer, n_head=args.n_head,
+                   n_embd=args.n_embd, dropout=args.dropout, bias=not args.no_bias)
+    tc = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    res = train(mc, tc, dataset, out_dir=args.out_dir, resume=not args.no_resume,
+                progress=not args.no_progress, cache=args.cache)
+    out = {
+        "model_config": res.model_config, "train_config": res.train_config,
+        "n_params": res.n_params, "n_params_non_embedding": res.n_params_non_embedding,
+        "tokens_seen": res.tokens_seen, "iters": res.iters,
+        "final_train_loss": res.final_train_loss, "final_val_loss": res.final_val_loss,
+        "final_val_bpc": res.final_val_bpc, "wall_time_s": res.wall_time_s, "tokens_per_s": res.tokens_per_s,
+        "mfu": res.mfu, "flops": res.flops, "device": res.device, "dtype": res.dtype,
+        "num_threads": res.num_threads, "cached": res.cached,
+    }
+    print(json.dumps(out), flush=True)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
