@@ -38,7 +38,7 @@ from .model import GPT, GPTConfig
 __all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "lr_at", "peak_flops",
            "cpu_peak_flops", "cpu_threads", "data_fingerprint", "run_key", "main"]
 
-CACHE_VERSION = 1  # bump when a change to the trainer changes results, so cached runs are redone
+CACHE_VERSION = 2  # bump when a change to the trainer changes results, so cached runs are redone
 
 # Dense (no sparsity) bf16/fp16 tensor-core peaks in FLOP/s, matched against the CUDA device name
 # (first match wins, so more specific names come first). Sources: NVIDIA's product datasheets.
