@@ -41,7 +41,7 @@ book: setup
 	@echo "Website: $(CURDIR)/_build/html/index.html"
 
 unit: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 nbval: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 notebooks
