@@ -39,6 +39,8 @@ def test_lower_orders_count_every_position_including_the_end():
     # the final bigram (2, 4) must be counted although no 4-gram starts there
     assert model.next_token_counts([2]).tolist() == [1, 0, 0, 0, 1]
     assert model.num_ngrams == len(set(zip(*(TINY[j:len(TINY) - 3 + j].tolist() for j in range(4)))))
+    assert model.num_contexts == len(set(zip(*(TINY[j:len(TINY) - 3 + j].tolist() for j in range(3)))))
+    assert NGramModel(1, V).fit(TINY).num_contexts == 1
 
 
 def test_unsmoothed_probability_is_count_over_context_count():

@@ -60,3 +60,13 @@ def test_report_names_device_and_profile(capsys, monkeypatch):
     info = runtime.report()
     out = capsys.readouterr().out
     assert info["profile"] == "quick" and "profile: quick" in out and "device:" in out
+
+
+def test_in_colab_follows_the_colab_module(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert runtime.in_colab() is False
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert runtime.in_colab() is True

@@ -47,16 +47,27 @@ def loglog(ax, xlabel: str, ylabel: str, title: str | None = None) -> None:
 
 
 def fit_band(ax, x, y, lo=None, hi=None, label: str | None = None, color=None, **kw):
-    """Draw a fitted curve ``y(x)`` as a line and, if given, its band ``[lo, hi]`` shaded."""
+    """Draw a fitted curve ``y(x)`` as a line and, if given, its band ``[lo, hi]`` shaded.
+
+    Returns the line. ``lo`` and ``hi`` come together (e.g. ``*fit.band(x)``); every array must
+    have the length of ``x``. Chapters 5 and 6 draw every fit this way.
+    """
+    if (lo is None) != (hi is None):
+        raise ValueError("fit_band needs both edges of the band, lo and hi, or neither; got only one.")
     x = np.asarray(x)
+    arrays = {"y": y} if lo is None else {"y": y, "lo": lo, "hi": hi}
+    for name, arr in arrays.items():
+        if np.shape(arr) != x.shape:
+            raise ValueError(f"fit_band: {name} has shape {np.shape(arr)} but x has shape {x.shape}; "
+                             "evaluate the fit and its band on the same x.")
     (line,) = ax.plot(x, y, label=label, color=color, lw=2, **kw)
-    if lo is not None and hi is not None:
+    if lo is not None:
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     return line
 
 
 def points(ax, x, y, label: str | None = None, color=None, **kw):
-    """Draw measured data as markers (the counterpart of :func:`fit_band`)."""
+    """Draw measured data as markers (the counterpart of :func:`fit_band`); returns the collection."""
     kw.setdefault("s", 28)
     kw.setdefault("zorder", 3)
     return ax.scatter(x, y, label=label, color=color, edgecolor="white", linewidth=0.6, **kw)
