@@ -19,6 +19,15 @@ import torch.nn.functional as F
 __all__ = ["GPTConfig", "GPT"]
 
 
+def dataclass_from_dict(cls, d: dict):
+    """``cls(**d)`` for a configuration dataclass, refusing keys that are not its fields."""
+    names = {f.name for f in fields(cls)}
+    extra = set(d) - names
+    if extra:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(extra)}; expected some of {sorted(names)}.")
+    return cls(**d)
+
+
 @dataclass
 class GPTConfig:
     """The shape of a GPT; checked when it is made.
@@ -73,11 +82,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
         """Rebuild a configuration from :meth:`to_dict`'s output (unknown keys raise ``ValueError``)."""
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names
-        if extra:
-            raise ValueError(f"unknown GPTConfig fields {sorted(extra)}; expected some of {sorted(names)}.")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
 
 class CausalSelfAttention(nn.Module):

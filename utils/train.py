@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import runtime
-from .model import GPT, GPTConfig
+from .model import GPT, GPTConfig, dataclass_from_dict
 
 __all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "lr_at", "peak_flops",
            "cpu_peak_flops", "cpu_threads", "data_fingerprint", "run_key", "main"]
@@ -145,11 +145,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """Rebuild from :meth:`to_dict`'s output; unknown keys raise ``ValueError``."""
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names
-        if extra:
-            raise ValueError(f"unknown TrainConfig fields {sorted(extra)}; expected some of {sorted(names)}.")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
 
 @dataclass
