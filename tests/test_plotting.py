@@ -60,3 +60,15 @@ def test_points_draws_one_marker_per_measurement():
     fig, ax = plotting.new_axes()
     coll = plotting.points(ax, [1, 2, 3], [3, 2, 1], label="runs")
     assert coll.get_offsets().shape == (3, 2) and coll.get_label() == "runs"
+
+
+def test_plain_log_labels_writes_plain_numbers_and_can_hide_x_minor_labels():
+    fig, ax = plotting.new_axes()
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plotting.plain_log_labels(ax, "{:.3g}", hide_x_minor=True)
+    assert ax.yaxis.get_major_formatter()(2.4567, 0) == "2.46"
+    assert ax.yaxis.get_minor_formatter()(3.0, 0) == "3"
+    assert ax.xaxis.get_minor_formatter()(20.0, 0) == ""
+    plotting.plain_log_labels(ax)
+    assert ax.yaxis.get_major_formatter()(2.5, 0) == "2.5"

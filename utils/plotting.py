@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 #: Colour cycle used by every chapter (colour-blind safe, Okabe & Ito palette).
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -44,6 +45,20 @@ def loglog(ax, xlabel: str, ylabel: str, title: str | None = None) -> None:
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(f"{title} (log–log)")
+
+
+def plain_log_labels(ax, y_format: str = "{:g}", hide_x_minor: bool = False) -> None:
+    """Label a logarithmic y axis with plain numbers (2, 2.5, 3) instead of powers of ten.
+
+    Loss axes span less than a decade, where matplotlib's default labels read 2×10⁰.
+    ``y_format`` formats each tick (e.g. ``"{:.3g}"``); ``hide_x_minor`` drops the x axis's
+    minor labels, so a log x axis shows labelled decades only. Used in Chapters 5 and 6.
+    """
+    fmt = FuncFormatter(lambda v, _: y_format.format(v))
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(fmt)
+    if hide_x_minor:
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def fit_band(ax, x, y, lo=None, hi=None, label: str | None = None, color=None, **kw):
