@@ -89,6 +89,22 @@ def test_parameter_counts_match_the_model():
         assert model.num_params(non_embedding=False) == r["N_total"]
 
 
+def test_heads_are_never_wider_than_head_dim():
+    grid = GRIDS["quick"]
+    assert [grid.n_head(d) for d in (8, 12, 16, 24, 32, 48, 128)] == [1, 1, 1, 2, 2, 3, 8]
+    from utils.model import GPTConfig
+    for n_layer, n_embd in grid.sizes:  # every rung is a valid model
+        cfg = GPTConfig(**grid.model_config(n_layer, n_embd))
+        assert cfg.n_embd // cfg.n_head <= grid.head_dim and cfg.n_embd % cfg.n_head == 0
+
+
+def test_quick_grid_repeats_the_data_at_most_four_times():
+    from utils.data import load_dataset
+    n_train = len(load_dataset().train)
+    for grid in (GRIDS["quick"], GRIDS["full"]):
+        assert max(r["D"] for r in plan(grid)) <= 4 * n_train, grid.name
+
+
 def test_results_file_is_in_the_cache_and_named_by_the_grid(tmp_path):
     a = results_path(GRIDS["quick"])
     b = results_path(dataclasses.replace(GRIDS["quick"], seed=1))
@@ -157,13 +173,32 @@ def test_cli_runs_a_tiny_grid_and_prints_a_summary(dataset, tmp_path, monkeypatc
     assert "decades" in capsys.readouterr().out
 
 
+def test_parallel_workers_give_the_same_results_as_one_process(dataset, tmp_path):
+    grid = GRIDS["tiny"]  # one thread per run, so the two ways do the same arithmetic
+    serial = run_sweep(grid, path=tmp_path / "serial.jsonl", dataset=dataset, progress=False, workers=1)
+    parallel = run_sweep(grid, path=tmp_path / "parallel.jsonl", dataset=dataset, progress=False, workers=2)
+    assert [r["run"] for r in parallel] == [r["run"] for r in serial] == [r["run"] for r in plan(grid)]
+    for a, b in zip(serial, parallel):
+        assert b["final_val_loss"] == pytest.approx(a["final_val_loss"], rel=1e-6)
+        assert b["D"] == a["D"]
+
+
+def test_workers_default_to_one_per_idle_core():
+    assert 1 <= sweep.default_workers() <= max(1, __import__("os").cpu_count())
+    assert sweep._workers(None, "cpu", own_train_fn=False, n_todo=10) == 1  # a fake train_fn: in process
+    assert sweep._workers(3, "cpu", own_train_fn=True, n_todo=2) == 2  # never more workers than runs
+    assert sweep._workers(4, "cpu", own_train_fn=True, n_todo=1) == 1
+
+
 def test_bad_input_is_explained(dataset):
     with pytest.raises(ValueError, match="unknown sweep profile"):
         sweep.grid_for("huge")
     with pytest.raises(ValueError, match="no learning rate"):
         SweepGrid(name="x", sizes=((2, 48),), budgets=(1e9,), lrs=((16, 1e-2),))
-    with pytest.raises(ValueError, match="multiple of head_dim"):
-        SweepGrid(name="x", sizes=((2, 20),), budgets=(1e9,), lrs=((20, 1e-2),))
+    with pytest.raises(ValueError, match="cannot be split into 3 heads"):
+        SweepGrid(name="x", sizes=((2, 34),), budgets=(1e9,), lrs=((34, 1e-2),))
+    with pytest.raises(ValueError, match="workers"):
+        run_sweep(SMALL, workers=0, train_fn=fake_train([]), progress=False)
     with pytest.raises(ValueError, match="no runs"):
         plan(SweepGrid(name="x", sizes=((1, 16),), budgets=(1.0,), lrs=((16, 1e-2),)))
     with pytest.raises(TypeError, match="SweepGrid"):

@@ -4,9 +4,10 @@ Chapter 6 runs it and fits scaling laws to what it writes. A :class:`SweepGrid` 
 of model shapes and a few compute budgets ``C`` (FLOPs). For every budget it trains each size
 of the ladder for ``D = C / (6 N)`` tokens (``N`` non-embedding parameters), with a warm-up and
 a cosine learning-rate schedule as long as that run, so each budget's runs form one *IsoFLOP*
-profile (Hoffmann et al. 2022, Approach 2). Because the ladder doubles ``N`` at every rung and
-budgets grow four-fold, the same runs also give ``L(D)`` at fixed ``N`` (one size across
-budgets) and ``L(N)`` at (nearly) fixed ``D``.
+profile (Hoffmann et al. 2022, Approach 2). Because ``N`` roughly doubles at every rung of the
+ladder and budgets double, the same runs also give ``L(D)`` at fixed ``N`` (one size across
+budgets) and ``L(N)`` at (nearly) fixed ``D``. On the CPU, runs train two (or more) at a time
+in separate one-thread processes, one per idle core.
 
 Every finished run is appended at once, as one JSON line, to a results file in
 ``runtime.cache_dir('sweeps')`` named by a hash of the grid, and runs already in the file are
@@ -35,7 +36,7 @@ from . import runtime
 from .attention import count_params
 
 __all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "results_path", "load_results", "run_sweep",
-           "missing_runs", "summary", "decades", "main"]
+           "missing_runs", "summary", "decades", "default_workers", "main"]
 
 SCHEMA_VERSION = 1  # bump when the fields of a result line change
 
@@ -44,7 +45,7 @@ SCHEMA_VERSION = 1  # bump when the fields of a result line change
 class SweepGrid:
     """A scaling sweep's definition: model shapes, compute budgets and how each run is trained.
 
-    ``sizes`` are ``(n_layer, n_embd)`` pairs (heads of width ``head_dim``); ``budgets`` are
+    ``sizes`` are ``(n_layer, n_embd)`` pairs (heads at most ``head_dim`` wide); ``budgets`` are
     training compute budgets ``C`` in FLOPs. A run exists for every (budget, size) pair whose
     token count ``D = C / (6 N)`` gives at least ``min_steps`` optimiser steps, at most
     ``max_tokens`` tokens and at most ``max_tokens_per_param`` tokens per parameter. ``lrs`` maps ``n_embd`` to the peak learning rate (one per width);
@@ -81,13 +82,19 @@ class SweepGrid:
         for s in self.sizes:
             if len(s) != 2 or any(int(v) != v or v < 1 for v in s):
                 raise ValueError(f"each size must be a pair (n_layer, n_embd) of positive integers; got {s!r}.")
-            if s[1] % self.head_dim:
-                raise ValueError(f"n_embd={s[1]} is not a multiple of head_dim={self.head_dim}; choose widths "
-                                 f"that are multiples of {self.head_dim}.")
+            heads = self.n_head(s[1])
+            if s[1] % heads:
+                raise ValueError(f"n_embd={s[1]} cannot be split into {heads} heads of at most head_dim="
+                                 f"{self.head_dim}; choose a width that is a multiple of {heads}.")
             if s[1] not in dict(self.lrs):
                 raise ValueError(f"no learning rate for width n_embd={s[1]}; add it to lrs={self.lrs!r}.")
         if any(not (c > 0 and math.isfinite(c)) for c in self.budgets):
             raise ValueError(f"budgets must be positive FLOP counts; got {self.budgets!r}.")
+
+    def n_head(self, n_embd: int) -> int:
+        """Heads of a width: ``ceil(n_embd / head_dim)``, so no head is wider than ``head_dim``
+        (width 24 with ``head_dim=16``: two heads of 12; width 8: one head of 8)."""
+        return -(-int(n_embd) // self.head_dim)
 
     @property
     def tokens_per_step(self) -> int:
@@ -103,7 +110,7 @@ class SweepGrid:
     def model_config(self, n_layer: int, n_embd: int) -> dict:
         """The model configuration (GPTConfig fields) of one rung of the ladder."""
         return {"vocab_size": self.vocab_size, "n_ctx": self.n_ctx, "n_layer": int(n_layer),
-                "n_head": int(n_embd) // self.head_dim, "n_embd": int(n_embd), "dropout": 0.0, "bias": True}
+                "n_head": self.n_head(n_embd), "n_embd": int(n_embd), "dropout": 0.0, "bias": True}
 
     def train_config(self, steps: int, n_embd: int) -> dict:
         """The training configuration (TrainConfig fields) of a run of ``steps`` steps at width ``n_embd``."""
@@ -161,23 +168,30 @@ def decades(grid: SweepGrid) -> float:
 # ----------------------------------------------------------------------------- the two profiles
 
 #: The course's grids. ``quick``: CPU, about 8 minutes on an idle 2-core machine; ``full``: a GPU.
-#: Each rung of a ladder doubles N (alternately doubling the depth, or doubling the width and
-#: halving the depth back), and budgets grow four-fold, so the runs line up in N, D and C.
+#: Widths grow by about 1.5x per rung (8, 12, 16, 24, 32, ...), so N roughly doubles, and budgets
+#: double, so the runs nearly line up in N, D and C. Small character models use a budget best
+#: with hundreds of tokens per parameter (Chapter 6), hence the high cap and up to 4 epochs.
 GRIDS: dict[str, SweepGrid] = {
     "quick": SweepGrid(
         name="quick",
-        sizes=((1, 16), (2, 16), (4, 16), (2, 32), (4, 32), (2, 64), (4, 64), (2, 128)),
-        budgets=(2e10, 4e10, 8e10, 1.6e11, 3.2e11, 6.4e11),
-        lrs=((16, 1e-2), (32, 6e-3), (64, 3e-3), (128, 3e-3)),
-        n_ctx=64, batch_size=16, min_steps=100, max_tokens=4_300_000, max_tokens_per_param=400,
+        sizes=((2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128)),
+        budgets=(2.5e10, 5e10, 1e11, 2e11, 4e11),
+        lrs=((8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3),
+             (96, 3e-3), (128, 3e-3)),
+        n_ctx=64, batch_size=8, min_steps=100, max_tokens=17_200_000, max_tokens_per_param=1400,
+        eval_iters=40, eval_every=1024,
     ),
-    # Data-limited: the training split has about 4.3 million characters, so D <= 17M is up to 4 epochs.
+    # Data-limited: the training split has about 4.3 million characters, so D <= 17M is up to 4 epochs,
+    # and at the hundreds of tokens per parameter that small models want, budgets much above 1e13
+    # would have no room for the small side of their IsoFLOP profile.
     "full": SweepGrid(
         name="full",
-        sizes=((2, 32), (4, 32), (2, 64), (4, 64), (2, 128), (4, 128), (8, 128), (4, 256), (8, 256), (4, 512)),
-        budgets=(1e12, 4e12, 1.6e13, 6.4e13),
-        lrs=((32, 6e-3), (64, 3e-3), (128, 2e-3), (256, 1e-3), (512, 6e-4)),
-        n_ctx=128, batch_size=32, min_steps=200, max_tokens=17_000_000, max_tokens_per_param=400,
+        sizes=((2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128), (4, 128), (4, 192), (4, 256)),
+        budgets=(5e11, 1e12, 2e12, 4e12, 8e12),
+        lrs=((16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3), (96, 2.5e-3), (128, 2e-3),
+             (192, 1.5e-3), (256, 1e-3)),
+        n_ctx=128, batch_size=16, min_steps=200, max_tokens=17_000_000, max_tokens_per_param=3000,
+        eval_iters=40, eval_every=1024,
     ),
     # A few seconds of training: for tests and smoke checks of the machinery, not for science.
     "tiny": SweepGrid(
@@ -269,7 +283,7 @@ def _record(spec: dict, res, grid: SweepGrid) -> dict:
 
 def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
               train_fn: Callable | None = None, progress: bool = True, device: str | None = None,
-              max_runs: int | None = None) -> list[dict]:
+              max_runs: int | None = None, workers: int | None = None) -> list[dict]:
     """Train every run of ``grid`` that is not in its results file yet; return all its results (Chapter 6).
 
     ``grid``: a :class:`SweepGrid`, a profile name, or ``None`` for the current profile's grid.
@@ -278,6 +292,11 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
     ``dataset``: the corpus (default :func:`utils.data.load_dataset`, loaded only if a run is
     missing). ``train_fn(model_config, train_config, dataset, progress=False)`` defaults to
     :func:`utils.train.train` (tests pass a fake). ``max_runs`` stops after that many new runs.
+    ``workers``: how many runs train at once on the CPU, each in its own process with one
+    thread (default :func:`default_workers`: one per idle core). Small models cannot keep two
+    cores busy with one run (Chapter 4: per-operation overhead dominates), so two one-thread
+    runs side by side finish a sweep in a little over half the time. With a GPU, a given
+    ``train_fn``, or ``workers=1``, runs train one after another in this process.
     Returns a list of result dicts (fields as in :func:`plan`, plus losses in nats and bits
     per character, measured tokens and FLOPs, wall time), in the order of :func:`plan`.
     """
@@ -294,7 +313,10 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
     if max_runs is not None:
         todo = todo[:max_runs]
 
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None, got {workers!r}.")
     if todo:
+        own_train_fn = train_fn is None
         if train_fn is None:
             from .train import train as train_fn
         if dataset is None:
@@ -308,20 +330,86 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
 
         bar = tqdm(total=len(specs), initial=len(specs) - len(missing_runs(grid, path)), desc=f"sweep {grid.name}",
                    unit="run", disable=not progress, dynamic_ncols=True)
+        n_workers = _workers(workers, device, own_train_fn, len(todo))
         try:
-            for spec in todo:
-                bar.set_postfix_str(spec["run"], refresh=True)
-                tc = dict(spec["train_config"])
-                if device is not None:
-                    tc["device"] = device
-                res = train_fn(spec["model_config"], tc, dataset, progress=False)
-                _append(path, _record(spec, res, grid))
-                bar.update(1)
+            if n_workers > 1:
+                _run_parallel(todo, grid, path, bar, n_workers, dataset)
+            else:
+                for spec in todo:
+                    bar.set_postfix_str(spec["run"], refresh=True)
+                    tc = dict(spec["train_config"])
+                    if device is not None:
+                        tc["device"] = device
+                    res = train_fn(spec["model_config"], tc, dataset, progress=False)
+                    _append(path, _record(spec, res, grid))
+                    bar.update(1)
         finally:
             bar.close()
 
     by_name = {r["run"]: r for r in load_results(path)}
     return [by_name[s["run"]] for s in specs if s["run"] in by_name]
+
+
+def default_workers() -> int:
+    """Runs to train at once on the CPU: the idle cores (:func:`utils.train.cpu_threads`), at least one."""
+    from .train import cpu_threads
+    return max(1, cpu_threads())
+
+
+def _workers(workers, device, own_train_fn: bool, n_todo: int) -> int:
+    """How many worker processes a sweep uses: one when a GPU trains, a test's fake ``train_fn``, or one run."""
+    if not own_train_fn or n_todo < 2:
+        return 1
+    if runtime.pick_device(device).type != "cpu":
+        return 1  # one GPU: runs take turns on it
+    return min(n_todo, workers if workers is not None else default_workers())
+
+
+_WORKER_DATASET = None
+
+
+def _worker_init(dataset) -> None:
+    """Each worker process receives the corpus once and trains with one thread."""
+    global _WORKER_DATASET
+    import torch
+    torch.set_num_threads(1)
+    _WORKER_DATASET = dataset
+
+
+def _worker_train(spec: dict, grid: SweepGrid) -> dict:
+    from .train import train
+    tc = {**spec["train_config"], "num_threads": 1, "device": "cpu"}
+    return _record(spec, train(spec["model_config"], tc, _WORKER_DATASET, progress=False), grid)
+
+
+def _worker_train_args(args) -> dict:
+    return _worker_train(*args)
+
+
+def _run_parallel(todo: list, grid: SweepGrid, path: Path, bar, n_workers: int, dataset) -> None:
+    """Train ``todo`` in ``n_workers`` fresh processes (spawned: safe after torch has started threads).
+
+    The largest runs start first so that the last ones to finish are short. Each result is
+    appended by this process as soon as it arrives, so a killed sweep still resumes; an
+    interrupt (or an error in a run) stops the workers at once. Spawned processes import the
+    calling script again: from a script of your own, call :func:`run_sweep` under
+    ``if __name__ == "__main__":`` (notebooks need nothing).
+    """
+    import multiprocessing as mp
+
+    order = sorted(todo, key=lambda r: -r["C"] * (1 + 64 / r["n_embd"]))  # rough cost: small widths are slow per FLOP
+    pool = mp.get_context("spawn").Pool(n_workers, initializer=_worker_init, initargs=(dataset,))
+    try:
+        for rec in pool.imap_unordered(_worker_train_args, [(spec, grid) for spec in order]):
+            _append(path, rec)
+            bar.set_postfix_str(rec["run"], refresh=False)
+            bar.update(1)
+        pool.close()
+    except BaseException:
+        pool.terminate()  # do not leave workers training after an interrupt
+        raise
+    finally:
+        pool.join()
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -349,7 +437,7 @@ def _plan_table(grid: SweepGrid) -> str:
              f"{max(r['N'] for r in runs):,} ({decades(grid):.2f} decades)"]
     for r in runs:
         lines.append(f"  {r['run']:<22} N={r['N']:>9,d}  steps={r['steps']:>6}  D={r['D']:>10,d}  "
-                     f"D/N={r['tokens_per_param']:>7.1f}  lr={r['train_config']['lr']:.0e}")
+                     f"D/N={r['tokens_per_param']:>7.1f}  lr={r['train_config']['lr']:.2g}")
     return "\n".join(lines)
 
 
@@ -366,6 +454,8 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="print the planned runs and exit without training")
     p.add_argument("--max_runs", type=int, default=None, help="stop after this many new runs")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs trained at once on the CPU, one thread each (default: the idle cores)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     grid = grid_for(args.profile)
@@ -375,7 +465,7 @@ def main(argv=None) -> int:
     path = Path(args.out) if args.out else results_path(grid)
     t0 = time.perf_counter()
     results = run_sweep(grid, path=path, progress=not args.no_progress, device=args.device,
-                        max_runs=args.max_runs)
+                        max_runs=args.max_runs, workers=args.workers)
     print(summary(results))
     print(f"results: {path} ({len(results)}/{len(plan(grid))} runs; {time.perf_counter() - t0:.1f} s this call)")
     return 0
