@@ -20,7 +20,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 help:
 	@echo "make book    set up, execute every notebook, write the website to _build/html/"
 	@echo "make test    set up, unit tests, nbval on every notebook, warnings-as-errors book build"
-	@echo "make bench   train the reference configuration on the CPU and print tokens/s, MFU, loss"
+	@echo "make bench   train the reference configuration on the CPU; print tokens/s, MFU, loss, step profile"
 	@echo "make lab     start JupyterLab on the notebooks"
 	@echo "make strip   remove outputs from the notebooks (they are committed without outputs)"
 	@echo "make clean   remove build outputs (make clean-cache also removes cached runs)"
@@ -53,7 +53,7 @@ book-check: setup
 test: unit nbval book-check
 
 bench: setup
-	$(BIN)/python -m utils.bench
+	$(BIN)/python -m utils.bench --profile 50
 
 lab: setup
 	$(BIN)/jupyter lab notebooks

@@ -7,7 +7,8 @@ CPU. It prints one JSON object: tokens per second end to end, MFU and the final
 validation loss. ``--baseline`` also times a deliberately plain training loop on the same
 model, data and steps, back to back with the same thread count, so the two can be compared
 under the same machine load; ``tokens_per_cpu_s`` (tokens per second of this process's CPU
-time) is the steadier measure on a shared machine. Chapter 4 discusses what makes small models slow or fast.
+time) is the steadier measure on a shared machine. ``--profile STEPS`` adds where the time of a
+step goes (:func:`step_profile`). Chapter 4 discusses what makes small models slow or fast.
 """
 from __future__ import annotations
 
@@ -70,8 +71,66 @@ def plain_loop(model_config: GPTConfig, tc: TrainConfig, dataset) -> dict:
             "final_val_loss": loss_val}
 
 
+#: Profiler operator names grouped into the parts of a training step that Chapter 4 discusses.
+STEP_PARTS = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu",
+                  "aten::_scaled_dot_product_flash_attention_for_cpu_backward"),
+    "gelu": ("aten::gelu", "aten::gelu_backward"),
+    "layer_norm": ("aten::native_layer_norm", "aten::native_layer_norm_backward"),
+    "optimizer": ("aten::_fused_adamw_", "aten::_foreach_add_", "aten::_foreach_mul_", "aten::linalg_vector_norm",
+                  "aten::_foreach_norm"),
+}
+
+
+def step_profile(model_config: GPTConfig, batch_size: int, steps: int = 20, warmup: int = 5, seed: int = 0) -> dict:
+    """Where the time of one training step goes: milliseconds per step for each part of :data:`STEP_PARTS`.
+
+    Runs ``warmup + steps`` steps of the model on random tokens (forward, backward, gradient
+    clipping, fused AdamW) under :mod:`torch.profiler` on the CPU, in the current thread
+    setting, and adds up each operator's own (``self``) CPU time. ``other`` is the rest of the
+    step: embeddings, the loss, residual additions, copies and the framework's overhead.
+    ``total`` is the step's wall-clock time, measured on ``steps`` steps without the profiler.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}.")
+    torch.manual_seed(seed)
+    model = GPT(model_config)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    x = torch.randint(0, model_config.vocab_size, (batch_size, model_config.n_ctx))
+    y = torch.randint(0, model_config.vocab_size, (batch_size, model_config.n_ctx))
+
+    def step():
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):  # the step's wall-clock time, without the profiler's own overhead
+        step()
+    wall_ms = (time.perf_counter() - t0) * 1e3 / steps
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    # an operator's self time is measured on the thread that calls it, so with several threads
+    # it is wall-clock time, comparable with the step's
+    self_ms = {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()}
+    threads = max(1, torch.get_num_threads())
+    parts = {name: round(sum(self_ms.get(op, 0.0) for op in ops), 2) for name, ops in STEP_PARTS.items()}
+    parts["other"] = round(max(0.0, wall_ms - sum(parts.values())), 2)
+    parts["total"] = round(wall_ms, 2)
+    parts["threads"] = threads
+    return parts
+
+
 def reference_run(iters: int = 2000, compile: bool = False, num_threads: int | None = None,
-                  baseline: bool = False, progress: bool = True) -> dict:
+                  baseline: bool = False, progress: bool = True, profile_steps: int = 0) -> dict:
     """Train the reference configuration on the CPU and return the benchmark's numbers as a dict."""
     from .data import load_dataset
 
@@ -94,6 +153,13 @@ def reference_run(iters: int = 2000, compile: bool = False, num_threads: int | N
         "final_val_loss": res.final_val_loss, "final_val_bpc": res.final_val_bpc,
         "load_average_1min": _load(),
     }
+    if profile_steps:
+        old = torch.get_num_threads()
+        torch.set_num_threads(res.num_threads)
+        try:
+            out["step_profile_ms"] = step_profile(mc, tc.batch_size, steps=profile_steps)
+        finally:
+            torch.set_num_threads(old)
     if baseline:
         old = torch.get_num_threads()
         torch.set_num_threads(res.num_threads)  # same threads as our run, so the loop is what differs
@@ -124,11 +190,15 @@ def main(argv=None) -> dict:
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the trainer's choice)")
     p.add_argument("--baseline", action="store_true", help="also time a plain training loop, back to back")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="also profile this many steps and report milliseconds per step by part")
     p.add_argument("--no_progress", action="store_true")
     args = p.parse_args(argv)
     if args.iters < 1:
         raise ValueError(f"--iters must be positive, got {args.iters}.")
-    out = reference_run(args.iters, args.compile, args.threads, args.baseline, not args.no_progress)
+    if args.profile < 0:
+        raise ValueError(f"--profile must be a number of steps >= 0, got {args.profile}.")
+    out = reference_run(args.iters, args.compile, args.threads, args.baseline, not args.no_progress, args.profile)
     print(json.dumps(out), flush=True)
     return out
 
