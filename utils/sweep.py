@@ -15,7 +15,7 @@ skipped: a killed sweep resumes where it stopped, and a finished one costs nothi
 
 Command line (prints a summary table)::
 
-    python -m utils.sweep --profile quick          # about 8 minutes on an idle 2-core CPU
+    python -m utils.sweep --profile quick          # about 6 minutes on an idle 2-core CPU
     python -m utils.sweep --profile full --list    # the plan only, no training
 """
 from __future__ import annotations
@@ -167,7 +167,7 @@ def decades(grid: SweepGrid) -> float:
 
 # ----------------------------------------------------------------------------- the two profiles
 
-#: The course's grids. ``quick``: CPU, about 8 minutes on an idle 2-core machine; ``full``: a GPU.
+#: The course's grids. ``quick``: CPU, about 6 minutes on an idle 2-core machine; ``full``: a GPU.
 #: Widths grow by about 1.5x per rung (8, 12, 16, 24, 32, ...), so N roughly doubles, and budgets
 #: double, so the runs nearly line up in N, D and C. Small character models use a budget best
 #: with hundreds of tokens per parameter (Chapter 6), hence the high cap and up to 4 epochs.
