@@ -183,8 +183,13 @@ def test_parallel_workers_give_the_same_results_as_one_process(dataset, tmp_path
         assert b["D"] == a["D"]
 
 
-def test_workers_default_to_one_per_idle_core():
-    assert 1 <= sweep.default_workers() <= max(1, __import__("os").cpu_count())
+def test_workers_default_to_one_per_core(monkeypatch):
+    import os
+    assert 1 <= sweep.default_workers() <= min(8, os.cpu_count())
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    assert sweep.default_workers() == 8  # capped: every worker holds its own copy of torch and the corpus
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert sweep.default_workers() == 1
     assert sweep._workers(None, "cpu", own_train_fn=False, n_todo=10) == 1  # a fake train_fn: in process
     assert sweep._workers(3, "cpu", own_train_fn=True, n_todo=2) == 2  # never more workers than runs
     assert sweep._workers(4, "cpu", own_train_fn=True, n_todo=1) == 1

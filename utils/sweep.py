@@ -7,7 +7,7 @@ a cosine learning-rate schedule as long as that run, so each budget's runs form 
 profile (Hoffmann et al. 2022, Approach 2). Because ``N`` roughly doubles at every rung of the
 ladder and budgets double, the same runs also give ``L(D)`` at fixed ``N`` (one size across
 budgets) and ``L(N)`` at (nearly) fixed ``D``. On the CPU, runs train two (or more) at a time
-in separate one-thread processes, one per idle core.
+in separate one-thread processes, one per core.
 
 Every finished run is appended at once, as one JSON line, to a results file in
 ``runtime.cache_dir('sweeps')`` named by a hash of the grid, and runs already in the file are
@@ -293,7 +293,7 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
     missing). ``train_fn(model_config, train_config, dataset, progress=False)`` defaults to
     :func:`utils.train.train` (tests pass a fake). ``max_runs`` stops after that many new runs.
     ``workers``: how many runs train at once on the CPU, each in its own process with one
-    thread (default :func:`default_workers`: one per idle core). Small models cannot keep two
+    thread (default :func:`default_workers`: one per core). Small models cannot keep two
     cores busy with one run (Chapter 4: per-operation overhead dominates), so two one-thread
     runs side by side finish a sweep in a little over half the time. With a GPU, a given
     ``train_fn``, or ``workers=1``, runs train one after another in this process.
@@ -351,9 +351,17 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
 
 
 def default_workers() -> int:
-    """Runs to train at once on the CPU: the idle cores (:func:`utils.train.cpu_threads`), at least one."""
-    from .train import cpu_threads
-    return max(1, cpu_threads())
+    """Runs to train at once on the CPU: one per core this process may use, at most 8.
+
+    Unlike the threads of one run, which wait for each other at every operation (so the trainer
+    uses only idle cores, :func:`utils.train.cpu_threads`), separate one-thread runs never wait
+    for each other: on a busy machine they simply get a larger share of it than one run would.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def _workers(workers, device, own_train_fn: bool, n_todo: int) -> int:
@@ -455,7 +463,7 @@ def main(argv=None) -> int:
     p.add_argument("--max_runs", type=int, default=None, help="stop after this many new runs")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--workers", type=int, default=None,
-                   help="runs trained at once on the CPU, one thread each (default: the idle cores)")
+                   help="runs trained at once on the CPU, one thread each (default: one per core, at most 8)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     grid = grid_for(args.profile)
