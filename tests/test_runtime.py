@@ -70,3 +70,8 @@ def test_in_colab_follows_the_colab_module(monkeypatch):
     assert runtime.in_colab() is False
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     assert runtime.in_colab() is True
+
+
+def test_usable_cores_counts_this_process_cores():
+    import os
+    assert 1 <= runtime.usable_cores() <= (os.cpu_count() or 1)

@@ -121,11 +121,10 @@ def step_profile(model_config: GPTConfig, batch_size: int, steps: int = 20, warm
     # an operator's self time is measured on the thread that calls it, so with several threads
     # it is wall-clock time, comparable with the step's
     self_ms = {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()}
-    threads = max(1, torch.get_num_threads())
     parts = {name: round(sum(self_ms.get(op, 0.0) for op in ops), 2) for name, ops in STEP_PARTS.items()}
     parts["other"] = round(max(0.0, wall_ms - sum(parts.values())), 2)
     parts["total"] = round(wall_ms, 2)
-    parts["threads"] = threads
+    parts["threads"] = torch.get_num_threads()
     return parts
 
 
@@ -153,20 +152,15 @@ def reference_run(iters: int = 2000, compile: bool = False, num_threads: int | N
         "final_val_loss": res.final_val_loss, "final_val_bpc": res.final_val_bpc,
         "load_average_1min": _load(),
     }
-    if profile_steps:
-        old = torch.get_num_threads()
-        torch.set_num_threads(res.num_threads)
-        try:
+    old = torch.get_num_threads()
+    torch.set_num_threads(res.num_threads)  # same threads as our run, so the loop is what differs
+    try:
+        if profile_steps:
             out["step_profile_ms"] = step_profile(mc, tc.batch_size, steps=profile_steps)
-        finally:
-            torch.set_num_threads(old)
-    if baseline:
-        old = torch.get_num_threads()
-        torch.set_num_threads(res.num_threads)  # same threads as our run, so the loop is what differs
-        try:
-            plain = plain_loop(mc, tc, dataset)
-        finally:
-            torch.set_num_threads(old)
+        plain = plain_loop(mc, tc, dataset) if baseline else None
+    finally:
+        torch.set_num_threads(old)
+    if plain is not None:
         out["plain_tokens_per_s"] = round(plain["tokens_per_s"], 1)
         out["plain_tokens_per_cpu_s"] = round(plain["tokens_per_cpu_s"], 1)
         out["plain_final_val_loss"] = plain["final_val_loss"]

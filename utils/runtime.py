@@ -19,6 +19,14 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity on Linux, else all), at least one."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
 def pick_device(override: str | None = None):
     """Return the best available ``torch.device``: CUDA, then Apple MPS, then CPU.
 

@@ -337,11 +337,8 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
             else:
                 for spec in todo:
                     bar.set_postfix_str(spec["run"], refresh=True)
-                    tc = dict(spec["train_config"])
-                    if device is not None:
-                        tc["device"] = device
-                    res = train_fn(spec["model_config"], tc, dataset, progress=False)
-                    _append(path, _record(spec, res, grid))
+                    overrides = {} if device is None else {"device": device}
+                    _append(path, _train_and_record(spec, grid, train_fn, dataset, overrides))
                     bar.update(1)
         finally:
             bar.close()
@@ -357,11 +354,7 @@ def default_workers() -> int:
     uses only idle cores, :func:`utils.train.cpu_threads`), separate one-thread runs never wait
     for each other: on a busy machine they simply get a larger share of it than one run would.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    return min(8, runtime.usable_cores())
 
 
 def _workers(workers, device, own_train_fn: bool, n_todo: int) -> int:
@@ -376,22 +369,22 @@ def _workers(workers, device, own_train_fn: bool, n_todo: int) -> int:
 _WORKER_DATASET = None
 
 
+def _train_and_record(spec: dict, grid: SweepGrid, train_fn: Callable, dataset, overrides: dict) -> dict:
+    """Train one planned run (its train config updated by ``overrides``) and return its result line."""
+    res = train_fn(spec["model_config"], {**spec["train_config"], **overrides}, dataset, progress=False)
+    return _record(spec, res, grid)
+
+
 def _worker_init(dataset) -> None:
-    """Each worker process receives the corpus once and trains with one thread."""
+    """Each worker process receives the corpus once."""
     global _WORKER_DATASET
-    import torch
-    torch.set_num_threads(1)
     _WORKER_DATASET = dataset
 
 
 def _worker_train(spec: dict, grid: SweepGrid) -> dict:
+    """One run in a worker process: on the CPU, with one thread."""
     from .train import train
-    tc = {**spec["train_config"], "num_threads": 1, "device": "cpu"}
-    return _record(spec, train(spec["model_config"], tc, _WORKER_DATASET, progress=False), grid)
-
-
-def _worker_train_args(args) -> dict:
-    return _worker_train(*args)
+    return _train_and_record(spec, grid, train, _WORKER_DATASET, {"num_threads": 1, "device": "cpu"})
 
 
 def _run_parallel(todo: list, grid: SweepGrid, path: Path, bar, n_workers: int, dataset) -> None:
@@ -404,11 +397,12 @@ def _run_parallel(todo: list, grid: SweepGrid, path: Path, bar, n_workers: int, 
     ``if __name__ == "__main__":`` (notebooks need nothing).
     """
     import multiprocessing as mp
+    from functools import partial
 
     order = sorted(todo, key=lambda r: -r["C"] * (1 + 64 / r["n_embd"]))  # rough cost: small widths are slow per FLOP
     pool = mp.get_context("spawn").Pool(n_workers, initializer=_worker_init, initargs=(dataset,))
     try:
-        for rec in pool.imap_unordered(_worker_train_args, [(spec, grid) for spec in order]):
+        for rec in pool.imap_unordered(partial(_worker_train, grid=grid), order):
             _append(path, rec)
             bar.set_postfix_str(rec["run"], refresh=False)
             bar.update(1)

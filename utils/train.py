@@ -270,11 +270,7 @@ def cpu_threads() -> int:
     several times faster. So we look at how idle the cores are right now (Linux
     ``/proc/stat``; elsewhere all cores) and use that many, at least one.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cores = os.cpu_count() or 1
-    cores = max(1, min(cores, torch.get_num_threads()))
+    cores = min(runtime.usable_cores(), torch.get_num_threads())
     idle = _idle_cores()
     if idle is None:  # pragma: no cover - not Linux
         return cores
