@@ -178,6 +178,19 @@ def test_cpu_peak_is_measured_and_known_gpus_have_a_table_entry():
     assert names["T4"] == 65e12 and names["A100"] == 312e12 and names["H100"] == 989e12 and names["L4"] == 121e12
 
 
+@pytest.mark.parametrize("capability, expected", [((7, 5), ("float16", True)), ((8, 0), ("bfloat16", False)),
+                                                  ((9, 0), ("bfloat16", False))])
+def test_auto_precision_uses_float16_with_a_scaler_below_ampere(monkeypatch, capability, expected):
+    # a T4 (7.5) reports bfloat16 "supported" through emulation; it must still get float16 and a scaler
+    from utils.train import _precision
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    amp, name, scaler = _precision(torch.device("cuda"), "auto")
+    assert (name, scaler) == expected and amp == getattr(torch, expected[0])
+    assert _precision(torch.device("cpu"), "auto") == (None, "float32", False)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_path_trains_in_mixed_precision(dataset):
     res = train(tiny_model(dataset), tiny_train(device="cuda"), dataset, progress=False)

@@ -71,8 +71,8 @@ class TrainConfig:
     ``max_tokens`` (optional) sets the length as a token budget instead of ``max_iters``:
     iterations = ceil(max_tokens / (batch_size * n_ctx * grad_accum)). ``lr_decay_iters``
     defaults to the number of iterations. ``device=None`` picks CUDA > MPS > CPU;
-    ``dtype="auto"`` trains in bf16 autocast on GPUs that support it, fp16 with a gradient
-    scaler on older ones, fp32 elsewhere. ``num_threads=None`` lets :func:`cpu_threads`
+    ``dtype="auto"`` trains in bf16 autocast on GPUs with bf16 hardware (compute capability
+    8.0 and newer), fp16 with a gradient scaler on older ones such as the T4, fp32 elsewhere. ``num_threads=None`` lets :func:`cpu_threads`
     choose the CPU thread count (the idle cores). ``checkpoint_interval=None`` saves a checkpoint
     at every evaluation when the run has a directory.
     """
@@ -351,11 +351,22 @@ def _as_train_config(tc) -> TrainConfig:
     raise TypeError(f"train_config must be a TrainConfig, a dict of its fields or None, got {type(tc).__name__}.")
 
 
+def _native_bf16(device: torch.device) -> bool:
+    """Whether a CUDA device does bfloat16 arithmetic in hardware (compute capability 8.0 on, or ROCm).
+
+    ``torch.cuda.is_bf16_supported()`` also says yes on older GPUs such as the T4, where bfloat16
+    only runs emulated and slowly; those should train in float16 with a gradient scaler.
+    """
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def _precision(device: torch.device, dtype: str):
     """(autocast dtype or None, name, needs a gradient scaler) for a device and requested dtype."""
     if dtype == "auto":
         if device.type == "cuda":
-            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+            dtype = "bfloat16" if _native_bf16(device) else "float16"
         else:
             dtype = "float32"
     if dtype == "float32":
