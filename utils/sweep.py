@@ -335,9 +335,9 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
             if n_workers > 1:
                 _run_parallel(todo, grid, path, bar, n_workers, dataset)
             else:
+                overrides = {} if device is None else {"device": device}
                 for spec in todo:
                     bar.set_postfix_str(spec["run"], refresh=True)
-                    overrides = {} if device is None else {"device": device}
                     _append(path, _train_and_record(spec, grid, train_fn, dataset, overrides))
                     bar.update(1)
         finally:

@@ -72,8 +72,8 @@ class TrainConfig:
     iterations = ceil(max_tokens / (batch_size * n_ctx * grad_accum)). ``lr_decay_iters``
     defaults to the number of iterations. ``device=None`` picks CUDA > MPS > CPU;
     ``dtype="auto"`` trains in bf16 autocast on GPUs with bf16 hardware (compute capability
-    8.0 and newer), fp16 with a gradient scaler on older ones such as the T4, fp32 elsewhere. ``num_threads=None`` lets :func:`cpu_threads`
-    choose the CPU thread count (the idle cores). ``checkpoint_interval=None`` saves a checkpoint
+    8.0 and newer), fp16 with a gradient scaler on older ones such as the T4, fp32 elsewhere.
+    ``num_threads=None`` lets :func:`cpu_threads` choose the CPU thread count (the idle cores). ``checkpoint_interval=None`` saves a checkpoint
     at every evaluation when the run has a directory.
     """
 
