@@ -14,6 +14,9 @@ test unit nbval book-check: export COURSE_PROFILE ?= quick
 # Kernels: prefer the kernelspec installed in .venv over any in the user's home.
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Progress bars go to stderr, which the website shows (fitters' warnings must be seen there):
+# the builds keep bars off the pages; a reader in Jupyter or Colab still sees them.
+book test unit nbval book-check: export COURSE_PROGRESS ?= 0
 
 .PHONY: help setup book test unit nbval book-check bench lab strip sync-setup clean clean-cache
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runtime
 from .runtime import cache_dir
 
 #: Bump when training or chunking changes, so cached merges are retrained.
@@ -252,7 +253,7 @@ def _learn_merges(text: str, n_merges: int, pattern: str, progress: bool) -> lis
     heapq.heapify(heap)
 
     merges: list[tuple[int, int]] = []
-    bar = tqdm(total=n_merges, desc="BPE merges", disable=not progress, leave=False, mininterval=0.5)
+    bar = tqdm(total=n_merges, desc="BPE merges", disable=not (progress and runtime.progress_bars()), leave=False, mininterval=0.5)
     for k in range(n_merges):
         while heap and pair_counts.get(heap[0][1], 0) != -heap[0][0]:
             heapq.heappop(heap)

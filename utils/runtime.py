@@ -27,6 +27,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def progress_bars() -> bool:
+    """Whether progress bars are drawn: yes unless the environment sets ``COURSE_PROGRESS=0``.
+
+    ``make book`` and ``make test`` set it, so that bars (written to stderr) stay off the website
+    while warnings, also on stderr, are shown there; a reader in Jupyter or Colab sees the bars.
+    """
+    return os.environ.get("COURSE_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def pick_device(override: str | None = None):
     """Return the best available ``torch.device``: CUDA, then Apple MPS, then CPU.
 

@@ -329,7 +329,7 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
         from tqdm import tqdm
 
         bar = tqdm(total=len(specs), initial=len(specs) - len(missing_runs(grid, path)), desc=f"sweep {grid.name}",
-                   unit="run", disable=not progress, dynamic_ncols=True)
+                   unit="run", disable=not (progress and runtime.progress_bars()), dynamic_ncols=True)
         n_workers = _workers(workers, device, own_train_fn, len(todo))
         try:
             if n_workers > 1:

@@ -575,7 +575,7 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     t_start = time.perf_counter()
     if step == 0 and not history:
         evaluate_now(lr_at(0, tc, total_iters))  # the loss before training, about ln(vocab_size)
-    bar = tqdm(total=total_iters, initial=step, disable=not progress, desc="train", unit="it",
+    bar = tqdm(total=total_iters, initial=step, disable=not (progress and runtime.progress_bars()), desc="train", unit="it",
                dynamic_ncols=True, leave=True)
     model.train()
     lr = lr_at(step, tc, total_iters)
