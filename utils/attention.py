@@ -2,7 +2,7 @@
 
 These are the reference implementations that Chapter 3 derives with sympy and checks
 against torch; later chapters use them as the ground truth (the model of Chapter 4 is
-tested against :func:`attention`, :func:`count_params` and :func:`flops_per_token`).
+tested against :func:`attention`, :func:`count_params` and :func:`train_flops_per_token`).
 
 Shapes follow torch: a batch of sequences is ``(..., T, d)``; weights are ``(..., T_q, T_k)``.
 A mask is a ``bool`` tensor in which ``True`` means "this query may attend to this key".
@@ -15,7 +15,8 @@ from numbers import Integral
 import torch
 
 __all__ = ["softmax", "causal_mask", "attention_weights", "attention", "sinusoidal_positions",
-           "apply_rope", "count_params", "flops_per_token"]
+           "apply_rope", "count_params", "matmul_params", "forward_flops_per_token",
+           "train_flops_per_token", "kaplan_train_flops_per_token"]
 
 _CONFIG_FIELDS = ("vocab_size", "n_ctx", "n_layer", "n_head", "n_embd")
 
@@ -214,12 +215,50 @@ def count_params(config, non_embedding: bool = False) -> int:
     return non_emb + c["vocab_size"] * d + c["n_ctx"] * d
 
 
-def flops_per_token(config) -> int:
-    """Forward-pass FLOPs per token, ``2 N + 2 n_layer n_ctx n_embd`` (Chapter 3, section 7).
+def matmul_params(config) -> int:
+    """Parameters that multiply activations in a forward pass: ``n_layer 12 d² + n_vocab d``.
 
-    ``N`` is the non-embedding parameter count (:func:`count_params` with
-    ``non_embedding=True``); the second term is the attention over the context, as in
-    Kaplan et al. (2020), Table 1. Training costs about three times this per token (``C ≈ 6 N D``).
+    The blocks' weight matrices (``q, k, v`` and output projections, the two MLP matrices) and the
+    output head (tied to the token embedding, so it is the token table used a second time). Biases,
+    LayerNorm gains and the position table add no matrix multiply (Chapter 3, section 7).
     """
     c = _config_values(config)
-    return 2 * count_params(config, non_embedding=True) + 2 * c["n_layer"] * c["n_ctx"] * c["n_embd"]
+    return 12 * c["n_layer"] * c["n_embd"] ** 2 + c["vocab_size"] * c["n_embd"]
+
+
+def forward_flops_per_token(config) -> int:
+    """Matrix-multiply FLOPs of one forward pass per token, counted exactly (Chapter 3, section 7).
+
+    ``2 P + 4 n_layer n_ctx d`` with ``P`` = :func:`matmul_params` (every weight is one multiply and
+    one add) and, per layer, ``QKᵀ`` and the product of the weights with ``V`` over the full
+    ``n_ctx × n_ctx`` square (``2 n_ctx d`` each per token), as the model computes them before the
+    mask. This is what ``torch.utils.flop_counter`` measures on a sequence of ``n_ctx`` tokens.
+    """
+    c = _config_values(config)
+    return 2 * matmul_params(config) + 4 * c["n_layer"] * c["n_ctx"] * c["n_embd"]
+
+
+def train_flops_per_token(config) -> int:
+    """Training FLOPs per token, forward and backward: **the course's one FLOP count** (Chapter 3).
+
+    ``3 ×`` :func:`forward_flops_per_token` ``= 6 P + 12 n_layer n_ctx d``: the backward pass costs
+    two matrix multiplies for every one of the forward pass. This is PaLM's model-FLOPs count,
+    ``6N + 12 L H Q T`` (Chowdhery et al. 2022, Appendix B; ``H Q = d``, ``T = n_ctx``), with ``N``
+    read as the parameters that take part in a matrix multiply (:func:`matmul_params`, the tied
+    output head included). Compute budgets, IsoFLOP profiles, MFU and the training FLOPs of a run
+    all use it. For small models it is far above ``6 N D`` with ``N`` non-embedding: the head and
+    the attention term are then a large share (compare :func:`kaplan_train_flops_per_token`).
+    """
+    return 3 * forward_flops_per_token(config)
+
+
+def kaplan_train_flops_per_token(config) -> int:
+    """Kaplan et al.'s (2020) training FLOPs per token: ``6 N + 6 n_layer n_ctx d`` (Chapter 3).
+
+    Three times their Table 1 forward count ``2 N + 2 n_layer n_ctx d_attn`` with ``N`` the
+    non-embedding parameters (:func:`count_params` with ``non_embedding=True``): no output head,
+    and one ``2 n_ctx d`` attention term per layer. Shown beside :func:`train_flops_per_token`
+    to say how far the popular ``C ≈ 6ND`` is from what small models compute.
+    """
+    c = _config_values(config)
+    return 6 * count_params(config, non_embedding=True) + 6 * c["n_layer"] * c["n_ctx"] * c["n_embd"]

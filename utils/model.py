@@ -5,7 +5,7 @@ pre-LayerNorm blocks (causal multi-head self-attention, then a 4x-wide GELU MLP,
 added back onto the residual stream), a final LayerNorm, and an output head that shares
 its weights with the token embedding {cite}`radford2019language`. Chapter 3 derives the
 parameter count and the FLOPs per token that :meth:`GPT.num_params` and
-:meth:`GPT.flops_per_token` return.
+:meth:`GPT.train_flops_per_token` return.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .attention import train_flops_per_token
 
 __all__ = ["GPTConfig", "GPT"]
 
@@ -221,14 +223,10 @@ class GPT(nn.Module):
             n -= self.wte.weight.numel() + self.wpe.weight.numel()
         return n
 
-    def flops_per_token(self) -> int:
-        """Forward FLOPs per token, ``2 N + 2 n_layer n_ctx n_embd`` {cite}`kaplan2020scaling`.
-
-        ``N`` is :meth:`num_params` (non-embedding); the second term is attention over the
-        context. Training (forward and backward) costs about three times this. Chapter 3 derives it.
-        """
-        c = self.config
-        return 2 * self.num_params(non_embedding=True) + 2 * c.n_layer * c.n_ctx * c.n_embd
+    def train_flops_per_token(self) -> int:
+        """Training FLOPs per token (forward and backward) of this model's shape: the course's one count,
+        :func:`utils.attention.train_flops_per_token` (``6 P + 12 n_layer n_ctx d``, Chapter 3)."""
+        return train_flops_per_token(self.config)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,

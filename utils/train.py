@@ -156,7 +156,7 @@ class TrainResult:
     ``ln 2`` for bits (``final_val_bpc``). ``history`` has one dict per evaluation with
     ``step, tokens, train_loss, val_loss, train_bpc, val_bpc, lr, time_s``; ``step_losses``
     holds the loss of every optimiser step (one minibatch, so noisy). ``flops`` is the
-    training compute, 3 x forward FLOPs per token x tokens (Chapter 3). ``mfu`` is achieved
+    training compute, :func:`utils.attention.train_flops_per_token` x tokens (Chapter 3). ``mfu`` is achieved
     model FLOP/s over the device's peak, or ``None`` where the peak is unknown.
     ``num_threads`` is the CPU thread count used (``None`` on GPUs).
     """
@@ -563,7 +563,7 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
         }, ckpt_path)
 
     fwd = _maybe_compile(model, tc, device)
-    n_fwd_flops = model.flops_per_token()
+    flops_per_token = model.train_flops_per_token()  # Chapter 3's count, forward and backward
 
     def evaluate_now(lr: float):
         losses = {s: _evaluate(fwd, b, amp_dtype, device) for s, b in eval_sets.items()}
@@ -638,14 +638,14 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     tokens = step * tokens_per_step
     tok_s = tokens / wall if wall > 0 else 0.0
     peak = peak_flops(device)
-    mfu = 3 * n_fwd_flops * tok_s / peak if peak else None
+    mfu = flops_per_token * tok_s / peak if peak else None
     last = history[-1]
     result = TrainResult(
         model=model, model_config=mc.to_dict(), train_config=tc.to_dict(), history=history,
         step_losses=step_losses, iters=step, tokens_seen=tokens, final_train_loss=last["train_loss"],
         final_val_loss=last["val_loss"], wall_time_s=wall, tokens_per_s=tok_s, mfu=mfu,
         n_params=model.num_params(non_embedding=False), n_params_non_embedding=model.num_params(),
-        flops=float(3 * n_fwd_flops * tokens), device=str(device), dtype=dtype_name,
+        flops=float(flops_per_token * tokens), device=str(device), dtype=dtype_name,
         num_threads=torch.get_num_threads() if device.type == "cpu" else None,
         out_dir=str(run_dir) if run_dir is not None else None)
     if run_dir is not None:
