@@ -57,7 +57,7 @@ def test_loss_decreases_on_a_tiny_run(dataset):
     assert res.device == "cpu" and res.dtype == "float32" and res.num_threads == 1
     assert 0 < res.mfu < 1 and res.tokens_per_s > 0
     assert res.n_params == res.model.num_params(non_embedding=False)
-    assert res.flops == 3 * res.model.flops_per_token() * res.tokens_seen
+    assert res.flops == res.model.train_flops_per_token() * res.tokens_seen
     json.dumps(res.to_dict())  # everything but the model is plain data
 
 
@@ -170,12 +170,69 @@ def test_mismatched_vocabulary_or_short_data_raise_value_error(dataset):
         train(tiny_model(dataset), 5, dataset)
 
 
-def test_cpu_peak_is_measured_and_known_gpus_have_a_table_entry():
+def test_cpu_peak_is_measured_once_per_process():
     peak = peak_flops("cpu")
-    assert peak > 1e8 and peak_flops("cpu") == peak  # measured once per process
-    from utils.train import GPU_PEAK_FLOPS
-    names = dict(GPU_PEAK_FLOPS)
-    assert names["T4"] == 65e12 and names["A100"] == 312e12 and names["H100"] == 989e12 and names["L4"] == 121e12
+    assert peak > 1e8 and peak_flops("cpu") == peak
+
+
+@pytest.mark.parametrize("name, peak", [
+    ("Tesla T4", 65e12), ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA A100-PCIE-40GB", 312e12),
+    ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H100 NVL", 835e12),
+    ("NVIDIA H200", 989e12), ("NVIDIA H200 NVL", 835e12), ("NVIDIA L4", 121e12), ("NVIDIA L40", 181e12),
+    ("NVIDIA L40S", 362e12), ("Tesla V100-SXM2-16GB", 125e12), ("Tesla V100-PCIE-32GB", 112e12),
+    ("NVIDIA A10G", 70e12), ("NVIDIA A10", 125e12),
+])
+def test_gpu_peaks_match_the_exact_name_cuda_reports(name, peak):
+    from utils.train import gpu_peak_flops
+    assert gpu_peak_flops(name) == peak
+
+
+@pytest.mark.parametrize("name", ["NVIDIA GeForce RTX 4090", "L4", "NVIDIA L40 something", "H100"])
+def test_unlisted_gpus_get_no_peak_rather_than_a_near_miss(name):
+    from utils.train import gpu_peak_flops
+    assert gpu_peak_flops(name) is None
+
+
+def test_wsd_schedule_warms_up_holds_and_cools_down_linearly():
+    tc = TrainConfig(max_iters=100, lr=1e-2, min_lr=1e-3, warmup_iters=10, schedule="wsd", cooldown_fraction=0.2)
+    lrs = [lr_at(s, tc) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)
+    assert all(v == 1e-2 for v in lrs[10:80])          # constant until the last 20 steps
+    assert lrs[99] == pytest.approx(1e-3)               # the last step trained is at the floor
+    steps = np.diff(lrs[79:])
+    assert np.allclose(steps, steps[0]) and steps[0] < 0  # a straight line down
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="cooldown_fraction"):
+        TrainConfig(schedule="wsd", cooldown_fraction=0)
+
+
+def test_cooldown_branch_equals_an_independent_run_of_its_length(dataset):
+    mc = tiny_model(dataset)
+    wsd = dict(schedule="wsd", eval_interval=1000, max_iters=60)
+    trunk = train(mc, tiny_train(**wsd), dataset, progress=False, branches=[25, 40])
+    assert [b.iters for b in trunk.branches] == [25, 40]
+    for b in trunk.branches:
+        alone = train(mc, tiny_train(**{**wsd, "max_iters": b.iters}), dataset, progress=False)
+        assert b.final_val_loss == alone.final_val_loss and b.final_train_loss == alone.final_train_loss
+        assert b.step_losses == alone.step_losses and b.tokens_seen == alone.tokens_seen
+    # branching leaves the trunk untouched: it ends as a run without branches
+    plain = train(mc, tiny_train(**wsd), dataset, progress=False)
+    assert trunk.final_val_loss == plain.final_val_loss and trunk.step_losses == plain.step_losses
+    assert {25, 40} <= {h["step"] for h in trunk.history}  # the trunk's own loss at each branch length
+    json.dumps(trunk.to_dict())
+
+
+def test_branches_are_refused_where_they_cannot_match_a_run(dataset):
+    mc = tiny_model(dataset)
+    with pytest.raises(ValueError, match="wsd"):
+        train(mc, tiny_train(), dataset, progress=False, branches=[20])
+    with pytest.raises(ValueError, match="between 1 and"):
+        train(mc, tiny_train(schedule="wsd"), dataset, progress=False, branches=[40])
+    with pytest.raises(ValueError, match="warm-up"):
+        train(mc, tiny_train(schedule="wsd", warmup_iters=9), dataset, progress=False, branches=[10])
+    with pytest.raises(ValueError, match="checkpoints"):
+        train(mc, tiny_train(schedule="wsd"), dataset, progress=False, branches=[20], cache=True)
 
 
 @pytest.mark.parametrize("capability, expected", [((7, 5), ("float16", True)), ((8, 0), ("bfloat16", False)),

@@ -16,6 +16,7 @@ Command line (prints one JSON object as its last line)::
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -35,25 +36,39 @@ import torch
 from . import runtime
 from .model import GPT, GPTConfig, dataclass_from_dict
 
-__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "lr_at", "peak_flops",
+__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "lr_at", "cooldown_steps", "peak_flops", "gpu_peak_flops",
            "cpu_peak_flops", "cpu_threads", "data_fingerprint", "run_key", "main"]
 
 CACHE_VERSION = 2  # bump when a change to the trainer changes results, so cached runs are redone
 
-# Dense (no sparsity) bf16/fp16 tensor-core peaks in FLOP/s, matched against the CUDA device name
-# (first match wins, so more specific names come first). Sources: NVIDIA's product datasheets.
-GPU_PEAK_FLOPS = [
-    ("H100 PCIe", 756e12),   # H100 PCIe datasheet: BF16 Tensor Core 1,513 TFLOPS with sparsity -> 756 dense
-    ("H100", 989e12),        # H100 SXM datasheet: BF16 Tensor Core 1,979 TFLOPS with sparsity -> 989 dense
-    ("H200", 989e12),        # H200 datasheet: BF16 Tensor Core 1,979 TFLOPS with sparsity -> 989 dense
-    ("A100", 312e12),        # A100 datasheet: BF16 Tensor Core 312 TFLOPS (dense)
-    ("L40S", 362e12),        # L40S datasheet: BF16 Tensor Core 733 TFLOPS with sparsity -> 362 dense
-    ("L4", 121e12),          # L4 datasheet: BF16 Tensor Core 242 TFLOPS with sparsity -> 121 dense
-    ("A10G", 70e12),         # AWS G5 documentation: A10G, 70 TFLOPS (BF16 dense)
-    ("A10", 125e12),         # A10 datasheet: BF16 Tensor Core 125 TFLOPS (dense)
-    ("V100", 125e12),        # V100 SXM2 datasheet: Tensor Performance 125 TFLOPS (FP16)
-    ("T4", 65e12),           # T4 datasheet: Mixed Precision (FP16/FP32) 65 TFLOPS
-]
+# Dense (no sparsity) bf16/fp16 tensor-core peaks in FLOP/s, by the exact name CUDA reports
+# (torch.cuda.get_device_name). Exact names, not substrings: "NVIDIA L40" is not an L4, and an
+# H100 NVL is not an H100 SXM. A GPU that is not listed gets no MFU rather than a wrong one.
+# Sources: NVIDIA's product datasheets (sparse figures halved); AWS's documentation for the A10G.
+_H100_SXM, _H100_PCIE, _HOPPER_NVL = 989e12, 756e12, 835e12   # 1,979 / 1,513 / 1,671 TFLOPS with sparsity
+_A100, _V100_SXM2, _V100_PCIE = 312e12, 125e12, 112e12
+GPU_PEAK_FLOPS: dict[str, float] = {
+    "NVIDIA H100 80GB HBM3": _H100_SXM,    # H100 SXM5
+    "NVIDIA H100 PCIe": _H100_PCIE,
+    "NVIDIA H100 NVL": _HOPPER_NVL,
+    "NVIDIA H200": _H100_SXM,              # H200 SXM: the same tensor cores as the H100 SXM
+    "NVIDIA H200 NVL": _HOPPER_NVL,
+    "NVIDIA A100-SXM4-40GB": _A100,
+    "NVIDIA A100-SXM4-80GB": _A100,
+    "NVIDIA A100-PCIE-40GB": _A100,
+    "NVIDIA A100 80GB PCIe": _A100,
+    "NVIDIA L40S": 362e12,                 # 733 TFLOPS with sparsity
+    "NVIDIA L40": 181e12,                  # 362 TFLOPS with sparsity
+    "NVIDIA L4": 121e12,                   # 242 TFLOPS with sparsity
+    "NVIDIA A10G": 70e12,                  # AWS G5 documentation
+    "NVIDIA A10": 125e12,
+    "Tesla V100-SXM2-16GB": _V100_SXM2,
+    "Tesla V100-SXM2-32GB": _V100_SXM2,
+    "Tesla V100-PCIE-16GB": _V100_PCIE,
+    "Tesla V100-PCIE-32GB": _V100_PCIE,
+    "Tesla T4": 65e12,                     # mixed precision (FP16/FP32)
+}
+
 
 
 class NonFiniteLossError(ValueError):
@@ -68,6 +83,10 @@ class TrainConfig:
     rate 1e-3 (warm-up 100 iterations, cosine decay to 1e-4), weight decay 0.1 on matrices,
     gradient clipping at 1.0, evaluation every 250 iterations on 20 batches.
 
+    ``schedule="wsd"`` replaces the cosine by warm-up, a constant rate, and a linear cool-down to
+    ``min_lr`` over the last ``cooldown_fraction`` of the steps (Hägele et al. 2024; Chapter 6):
+    runs of different lengths then share everything before their cool-downs, so one run can branch
+    off cool-downs at several lengths (:func:`train` with ``branches``).
     ``max_tokens`` (optional) sets the length as a token budget instead of ``max_iters``:
     iterations = ceil(max_tokens / (batch_size * n_ctx * grad_accum)). ``lr_decay_iters``
     defaults to the number of iterations. ``device=None`` picks CUDA > MPS > CPU;
@@ -97,6 +116,8 @@ class TrainConfig:
     compile: bool = False
     num_threads: int | None = None
     checkpoint_interval: int | None = None
+    schedule: str = "cosine"
+    cooldown_fraction: float = 0.2
 
     # fields that change speed but not the numbers a run produces: left out of cache keys
     _NOT_IN_KEY = ("device", "compile", "num_threads", "checkpoint_interval", "dtype")
@@ -127,6 +148,13 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}.")
+        if self.schedule not in ("cosine", "wsd"):
+            raise ValueError(f"TrainConfig.schedule must be 'cosine' (warm-up, cosine decay) or 'wsd' (warm-up, "
+                             f"constant, linear cool-down), got {self.schedule!r}.")
+        if not (isinstance(self.cooldown_fraction, (int, float)) and 0 < self.cooldown_fraction <= 1):
+            raise ValueError(f"TrainConfig.cooldown_fraction must be in (0, 1] (the share of steps spent "
+                             f"cooling down in the 'wsd' schedule), got {self.cooldown_fraction!r}.")
+        self.cooldown_fraction = float(self.cooldown_fraction)
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"TrainConfig.dtype must be 'auto', 'float32', 'bfloat16' or 'float16', "
                              f"got {self.dtype!r}.")
@@ -158,7 +186,9 @@ class TrainResult:
     holds the loss of every optimiser step (one minibatch, so noisy). ``flops`` is the
     training compute, :func:`utils.attention.train_flops_per_token` x tokens (Chapter 3). ``mfu`` is achieved
     model FLOP/s over the device's peak, or ``None`` where the peak is unknown.
-    ``num_threads`` is the CPU thread count used (``None`` on GPUs).
+    ``num_threads`` is the CPU thread count used (``None`` on GPUs). ``branches`` holds one result
+    (without a model) per cool-down branch when :func:`train` was given ``branches``; a branch's
+    ``wall_time_s`` is the time of its cool-down alone.
     """
 
     model: GPT | None
@@ -181,6 +211,7 @@ class TrainResult:
     num_threads: int | None = None
     cached: bool = False
     out_dir: str | None = None
+    branches: list = field(default_factory=list)
 
     @property
     def final_val_bpc(self) -> float:
@@ -194,7 +225,8 @@ class TrainResult:
 
     def to_dict(self, history: bool = True) -> dict:
         """Everything but the model, as JSON-ready plain types (``history=False`` leaves out the curves)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "branches")}
+        d["branches"] = [b.to_dict(history) for b in self.branches]
         d["final_train_bpc"] = self.final_train_bpc
         d["final_val_bpc"] = self.final_val_bpc
         if not history:
@@ -210,16 +242,31 @@ def lr_at(step: int, tc: TrainConfig, total_iters: int | None = None) -> float:
 
     Warm-up rises linearly to ``tc.lr`` over ``warmup_iters`` steps; then the rate follows
     half a cosine down to ``min_lr`` at ``lr_decay_iters`` (default: the run's length) and
-    stays there. Chapter 4 plots it.
+    stays there. Chapter 4 plots it. With ``tc.schedule == "wsd"`` the rate stays at ``tc.lr``
+    after the warm-up and falls linearly over the last :func:`cooldown_steps` steps of the run,
+    reaching ``min_lr`` at its last step (Chapter 6).
     """
     total = total_iters if total_iters is not None else tc.max_iters
     decay = tc.lr_decay_iters or total
     if step < tc.warmup_iters:
         return tc.lr * (step + 1) / tc.warmup_iters
+    if tc.schedule == "wsd":
+        cool = cooldown_steps(decay, tc)
+        start = decay - cool
+        if step < start:
+            return tc.lr
+        if step >= decay:
+            return tc.min_lr
+        return tc.lr + (tc.min_lr - tc.lr) * (step - start + 1) / cool
     if step >= decay:
         return tc.min_lr
     progress = (step - tc.warmup_iters) / max(1, decay - tc.warmup_iters)
     return tc.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (tc.lr - tc.min_lr)
+
+
+def cooldown_steps(total_iters: int, tc: TrainConfig) -> int:
+    """Steps of the linear cool-down that ends a ``wsd`` run of ``total_iters`` steps (at least one)."""
+    return max(1, round(tc.cooldown_fraction * total_iters))
 
 
 @functools.lru_cache(maxsize=None)
@@ -283,11 +330,13 @@ def peak_flops(device) -> float | None:
     if device.type == "cpu":
         return cpu_peak_flops()
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, value in GPU_PEAK_FLOPS:
-            if key in name:
-                return value
+        return gpu_peak_flops(torch.cuda.get_device_name(device))
     return None
+
+
+def gpu_peak_flops(name: str) -> float | None:
+    """Dense bf16/fp16 peak FLOP/s of the GPU that CUDA calls ``name`` (exact match), or ``None``."""
+    return GPU_PEAK_FLOPS.get(str(name).strip())
 
 
 # ----------------------------------------------------------------------------- data and keys
@@ -395,7 +444,7 @@ def _load_finished(run_dir: Path, mc: GPTConfig, device: torch.device) -> TrainR
     model.load_state_dict(state["model"])
     model.to(device)
     known = {f.name for f in fields(TrainResult)}
-    res = TrainResult(model=model, **{k: v for k, v in info.items() if k in known and k != "model"})
+    res = TrainResult(model=model, **{k: v for k, v in info.items() if k in known and k not in ("model", "branches")})
     res.cached = True
     res.out_dir = str(run_dir)
     return res
@@ -432,7 +481,8 @@ def _fixed_eval_batches(data, tc: TrainConfig, n_ctx: int, seed: int, device) ->
 
 def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume: bool = True,
           progress: bool = True, cache: bool = False,
-          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict], None] | None = None,
+          branches=None, on_branch: Callable[["TrainResult"], None] | None = None) -> TrainResult:
     """Train a :class:`~utils.model.GPT` and return a :class:`TrainResult` (Chapter 4).
 
     ``model_config``: a :class:`GPTConfig` (or dict); ``train_config``: a
@@ -447,9 +497,20 @@ def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume
     key hashing model config, train config and data, so an identical call pays once.
     ``callback(step, info)`` is called after every optimiser step. A NaN or infinite loss
     raises :class:`NonFiniteLossError` before the optimiser applies it.
+
+    ``branches`` (with ``schedule="wsd"``): shorter run lengths, in steps, to branch off this run
+    (Chapter 6). When the run reaches the step where a ``wsd`` run of length ``b`` would start
+    cooling down, the state (weights, optimiser, data order) is copied, a cool-down of
+    :func:`cooldown_steps` ``(b)`` steps runs to step ``b`` and is evaluated, and the state is
+    restored. Each branch ends exactly as an independent ``wsd`` run of ``b`` steps would: before
+    its cool-down the two are the same computation. Branch results (without models) are in
+    ``result.branches`` and are passed, as each finishes, to ``on_branch(result)``. The run also
+    evaluates itself at each branch's length (its constant-rate loss there). Branches do not
+    combine with checkpoints (``out_dir``, ``cache``).
     """
     mc = _as_model_config(model_config)
     tc = _as_train_config(train_config)
+    branch_list = _check_branches(branches, tc, mc, out_dir, cache)
     if dataset is None:
         from .data import load_dataset
         dataset = load_dataset()
@@ -489,9 +550,36 @@ def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume
         torch.backends.cudnn.allow_tf32 = True
     try:
         return _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, total_iters, key,
-                           run_dir, resume, progress, callback)
+                           run_dir, resume, progress, callback, branch_list, on_branch)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def _check_branches(branches, tc: TrainConfig, mc: GPTConfig, out_dir, cache) -> list[int]:
+    """The branch lengths as a sorted list of distinct step counts, each a valid ``wsd`` run shorter than this one."""
+    if branches is None:
+        return []
+    total = tc.iterations(mc.n_ctx)
+    try:
+        out = sorted({int(b) for b in branches})
+    except (TypeError, ValueError):
+        raise TypeError(f"branches must be a sequence of step counts, got {branches!r}.") from None
+    if any(int(b) != b for b in branches):
+        raise ValueError(f"branches must be whole step counts, got {list(branches)!r}.")
+    if out and tc.schedule != "wsd":
+        raise ValueError("branches need schedule='wsd' (a constant rate to branch from); this run uses "
+                         f"schedule={tc.schedule!r}.")
+    if out and (out_dir is not None or cache):
+        raise ValueError("branches do not combine with checkpoints: train them without out_dir and cache.")
+    if tc.lr_decay_iters is not None and out:
+        raise ValueError("branches need lr_decay_iters=None (each branch cools down over its own length).")
+    for b in out:
+        if not 0 < b < total:
+            raise ValueError(f"branch length {b} must be between 1 and the run's own length {total - 1}.")
+        if b - cooldown_steps(b, tc) < tc.warmup_iters:
+            raise ValueError(f"a branch of {b} steps would start cooling down at step {b - cooldown_steps(b, tc)}, "
+                             f"inside the warm-up of {tc.warmup_iters} steps; use longer branches or a shorter warm-up.")
+    return out
 
 
 def _make_optimizer(model: GPT, tc: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -519,7 +607,7 @@ def _maybe_compile(model: GPT, tc: TrainConfig, device: torch.device):
 
 
 def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, total_iters, key, run_dir,
-                resume, progress, callback) -> TrainResult:
+                resume, progress, callback, branch_list=(), on_branch=None) -> TrainResult:
     from tqdm import tqdm
 
     runtime.seed_everything(tc.seed)
@@ -565,12 +653,82 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     fwd = _maybe_compile(model, tc, device)
     flops_per_token = model.train_flops_per_token()  # Chapter 3's count, forward and backward
 
-    def evaluate_now(lr: float):
+    def eval_entry(at_step: int, lr: float, time_s: float) -> dict:
         losses = {s: _evaluate(fwd, b, amp_dtype, device) for s, b in eval_sets.items()}
-        history.append({"step": step, "tokens": step * tokens_per_step,
-                        "train_loss": losses["train"], "val_loss": losses["val"],
-                        "train_bpc": losses["train"] / math.log(2), "val_bpc": losses["val"] / math.log(2),
-                        "lr": lr, "time_s": elapsed + time.perf_counter() - t_start})
+        return {"step": at_step, "tokens": at_step * tokens_per_step,
+                "train_loss": losses["train"], "val_loss": losses["val"],
+                "train_bpc": losses["train"] / math.log(2), "val_bpc": losses["val"] / math.log(2),
+                "lr": lr, "time_s": time_s}
+
+    def evaluate_now(lr: float):
+        history.append(eval_entry(step, lr, elapsed + time.perf_counter() - t_start))
+
+    def one_step(at_step: int, lr: float) -> float:
+        """One optimiser step at learning rate ``lr``; returns its training loss."""
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=device)
+        for _ in range(tc.grad_accum):
+            x, y = train_batches.sample()
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                _, loss = fwd(x, y)
+            loss = loss / tc.grad_accum
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            loss_sum += loss.detach()
+        loss_value = float(loss_sum)
+        if not math.isfinite(loss_value):
+            optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(
+                f"the training loss became {loss_value} at step {at_step} (learning rate {lr:.3g}); "
+                f"the run was stopped before applying it. Try a lower learning rate (e.g. lr={tc.lr / 3:.3g}), "
+                "a longer warm-up, or gradient clipping (grad_clip=1.0).")
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss_value
+
+    branch_starts = {b - cooldown_steps(b, tc): b for b in branch_list}
+    branch_results: list[TrainResult] = []
+    branch_time = [0.0]  # seconds spent in branches: not part of this run's own speed
+
+    def run_branch(b: int) -> None:
+        """Cool down from the current state to step ``b``, evaluate, record, and restore the state."""
+        t0 = time.perf_counter()
+        saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()),
+                 train_batches.generator.get_state(), torch.get_rng_state(),
+                 copy.deepcopy(scaler.state_dict()) if scaler is not None else None)
+        losses, lr_b = [], tc.lr
+        for s in range(step, b):
+            lr_b = lr_at(s, tc, b)
+            losses.append(one_step(s, lr_b))
+        spent = time.perf_counter() - t0
+        branch_time[0] += spent
+        entry = eval_entry(b, lr_b, elapsed + time.perf_counter() - t_start)
+        model.load_state_dict(saved[0])
+        optimizer.load_state_dict(saved[1])
+        train_batches.generator.set_state(saved[2])
+        torch.set_rng_state(saved[3])
+        if scaler is not None:
+            scaler.load_state_dict(saved[4])
+        n_tok = b * tokens_per_step
+        res_b = TrainResult(
+            model=None, model_config=mc.to_dict(), train_config={**tc.to_dict(), "max_iters": b, "max_tokens": None},
+            history=[h for h in history if h["step"] <= step] + [entry], step_losses=step_losses[:step] + losses,
+            iters=b, tokens_seen=n_tok, final_train_loss=entry["train_loss"], final_val_loss=entry["val_loss"],
+            wall_time_s=spent, tokens_per_s=(b - step) * tokens_per_step / spent if spent > 0 else 0.0,
+            n_params=model.num_params(non_embedding=False), n_params_non_embedding=model.num_params(),
+            flops=float(flops_per_token * n_tok), device=str(device), dtype=dtype_name,
+            num_threads=torch.get_num_threads() if device.type == "cpu" else None)
+        branch_results.append(res_b)
+        if on_branch is not None:
+            on_branch(res_b)
 
     t_start = time.perf_counter()
     if step == 0 and not history:
@@ -583,37 +741,13 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     interval = tc.checkpoint_interval or tc.eval_interval
     try:
         while step < total_iters:
+            if step in branch_starts:
+                run_branch(branch_starts[step])
             lr = lr_at(step, tc, total_iters)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum = torch.zeros((), device=device)
-            for _ in range(tc.grad_accum):
-                x, y = train_batches.sample()
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    _, loss = fwd(x, y)
-                loss = loss / tc.grad_accum
-                (scaler.scale(loss) if scaler is not None else loss).backward()
-                loss_sum += loss.detach()
-            loss_value = float(loss_sum)
-            if not math.isfinite(loss_value):
-                optimizer.zero_grad(set_to_none=True)
-                raise NonFiniteLossError(
-                    f"the training loss became {loss_value} at step {step} (learning rate {lr:.3g}); "
-                    f"the run was stopped before applying it. Try a lower learning rate (e.g. lr={tc.lr / 3:.3g}), "
-                    "a longer warm-up, or gradient clipping (grad_clip=1.0).")
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss_value = one_step(step, lr)
             step += 1
             step_losses.append(loss_value)
-            if step % tc.eval_interval == 0 or step == total_iters:
+            if step % tc.eval_interval == 0 or step == total_iters or step in branch_list:
                 evaluate_now(lr)
             if step % interval == 0 and step < total_iters:
                 checkpoint()
@@ -636,7 +770,8 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
 
     wall = elapsed + time.perf_counter() - t_start
     tokens = step * tokens_per_step
-    tok_s = tokens / wall if wall > 0 else 0.0
+    own = wall - branch_time[0]
+    tok_s = tokens / own if own > 0 else 0.0
     peak = peak_flops(device)
     mfu = flops_per_token * tok_s / peak if peak else None
     last = history[-1]
@@ -647,7 +782,7 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
         n_params=model.num_params(non_embedding=False), n_params_non_embedding=model.num_params(),
         flops=float(flops_per_token * tokens), device=str(device), dtype=dtype_name,
         num_threads=torch.get_num_threads() if device.type == "cpu" else None,
-        out_dir=str(run_dir) if run_dir is not None else None)
+        out_dir=str(run_dir) if run_dir is not None else None, branches=branch_results)
     if run_dir is not None:
         _atomic_save({"model": model.state_dict(), "model_config": mc.to_dict()}, run_dir / "model.pt")
         _atomic_write_json({**result.to_dict(), "key": key},
@@ -676,7 +811,7 @@ def _parser() -> argparse.ArgumentParser:
         default = getattr(defaults, f.name)
         if f.name == "compile":
             t.add_argument("--compile", action="store_true", help="use torch.compile")
-        elif f.name in ("device", "dtype"):
+        elif f.name in ("device", "dtype", "schedule"):
             t.add_argument(f"--{f.name}", type=str, default=default)
         elif isinstance(default, float):
             t.add_argument(f"--{f.name}", type=float, default=default)
