@@ -307,3 +307,56 @@ def test_isoflop_minima_refuses_bad_input():
         isoflop_minima([1, 2, 3])
     with pytest.raises(ValueError, match="positive"):
         isoflop_minima([{"C": 1e20, "N": -1e8, "loss": 3.0}])
+
+
+# ----------------------------------------------------------------------------- bootstrap protocol
+
+def test_bootstrap_refits_use_the_point_fits_estimator(monkeypatch):
+    # a "resample" that keeps every point once must reproduce the point fit exactly: same starts, same optimiser
+    import utils.scaling as S
+    monkeypatch.setattr(S, "_resample_weights", lambda rng, n, groups: np.ones(n))
+    x = np.geomspace(10, 1e4, 8)
+    y = 0.8 + 3.0 * x ** -0.4 * (1 + 0.01 * np.sin(np.arange(8)))
+    fit = S.fit_saturating_power_law(x, y, n_bootstrap=3)
+    assert np.allclose(fit.samples, [[fit.E, fit.A, fit.alpha]] * 3, rtol=1e-12, atol=0)
+    N = np.repeat(np.geomspace(1e3, 1e5, 5), 3)
+    D = np.tile(np.geomspace(1e4, 1e6, 3), 5)
+    L = S.chinchilla_loss(N, D, {"E": 1.0, "A": 20.0, "B": 50.0, "alpha": 0.4, "beta": 0.3})
+    joint = S.fit_chinchilla(N, D, L, n_bootstrap=2, n_starts=2)
+    assert np.allclose(joint.samples, [[joint.E, joint.A, joint.B, joint.alpha, joint.beta]] * 2, rtol=1e-12)
+
+
+def test_bootstrap_is_refused_when_resamples_would_degenerate():
+    x = np.geomspace(10, 1e4, 5)  # 5 distinct points < 2 x 3 parameters
+    with pytest.warns(RuntimeWarning, match="distinct points"):
+        fit = fit_saturating_power_law(x, 0.8 + 3.0 * x ** -0.4, n_bootstrap=50)
+    assert len(fit.samples) == 0 and all(np.isnan(fit.alpha_ci))
+    with pytest.raises(ValueError, match="no bootstrap samples"):
+        fit.band(x)
+    x = np.geomspace(10, 1e4, 8)
+    with pytest.warns(RuntimeWarning, match="groups"):
+        fit = fit_saturating_power_law(x, 0.8 + 3.0 * x ** -0.4, n_bootstrap=50, groups=[0, 0, 1, 1, 2, 2, 3, 3])
+    assert len(fit.samples) == 0
+    with pytest.raises(ValueError, match="one label per point"):
+        fit_saturating_power_law(x, 0.8 + 3.0 * x ** -0.4, n_bootstrap=5, groups=[0, 1])
+
+
+def test_group_bootstrap_draws_whole_groups():
+    from utils.scaling import _resample_weights
+    rng = np.random.default_rng(0)
+    groups = np.array([0, 0, 0, 1, 1, 2, 3, 3, 4, 4])
+    for _ in range(20):
+        w = _resample_weights(rng, len(groups), groups)
+        for g in np.unique(groups):
+            assert len(set(w[groups == g])) == 1  # every point of a group is drawn as often as the group
+        assert w[[0, 3, 5, 6, 8]].sum() == 5     # five groups drawn in all
+
+
+def test_monte_carlo_error_of_the_interval_shrinks_with_more_resamples():
+    x = np.geomspace(10, 1e4, 8)
+    rng = np.random.default_rng(1)
+    y = (0.8 + 3.0 * x ** -0.4) * np.exp(rng.normal(0, 0.01, 8))
+    few = fit_saturating_power_law(x, y, n_bootstrap=40, n_starts=2)
+    many = fit_saturating_power_law(x, y, n_bootstrap=400, n_starts=2)
+    assert few.mc_se.shape == (3, 2) and np.all(few.mc_se[2] > 0)
+    assert many.mc_se[2].mean() < few.mc_se[2].mean()

@@ -323,18 +323,57 @@ def _percentile_ci(samples: np.ndarray, level: float) -> np.ndarray:
     return np.percentile(samples, [lo, hi], axis=0).T   # (P, 2)
 
 
-def _bootstrap(model_factory, n: int, theta_best: np.ndarray, extra_starts: np.ndarray, bounds,
-               n_bootstrap: int, seed: int | None) -> np.ndarray:
-    """Refit on ``n_bootstrap`` resamples (rows drawn with replacement); returns (n_bootstrap, P) thetas."""
+def _mc_error(samples: np.ndarray, level: float, seed: int | None, reps: int = 200) -> np.ndarray:
+    """Monte-Carlo standard error of each percentile endpoint, shape (P, 2): the spread of the endpoints
+    over resamples of the bootstrap refits themselves (no refitting). It says how much the interval
+    would move with another ``n_bootstrap`` refits, not how uncertain the fit is."""
+    rng = np.random.default_rng(None if seed is None else seed + 1)
+    B = len(samples)
+    ends = np.stack([_percentile_ci(samples[rng.integers(0, B, B)], level) for _ in range(reps)])
+    return ends.std(axis=0, ddof=1)
+
+
+def _resample_weights(rng, n: int, groups: np.ndarray | None) -> np.ndarray:
+    """Weights (how often each point is drawn) of one bootstrap resample: of points, or of whole groups."""
+    if groups is None:
+        return np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+    labels, inverse = np.unique(groups, return_inverse=True)
+    drawn = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels)).astype(float)
+    return drawn[inverse]
+
+
+def _bootstrap_refused(points: np.ndarray, n_params: int, groups: np.ndarray | None, what: str) -> str | None:
+    """Why a bootstrap would degenerate (a sentence), or ``None`` when it is fine.
+
+    Refused when the data have fewer than twice as many distinct points as the law has parameters
+    (most resamples would then hold about as many distinct points as parameters, and every refit would
+    interpolate them), or, when resampling groups, fewer than 5 groups (a resample of 4 groups
+    repeats some in most draws)."""
+    distinct = len(np.unique(np.round(points, 12), axis=0))
+    if distinct < 2 * n_params:
+        return (f"{what} has {n_params} parameters but the data have only {distinct} distinct points; a bootstrap "
+                f"needs at least {2 * n_params} (twice the parameters), or its refits just interpolate the "
+                "resampled points. No interval is given: add points, or fit fewer parameters.")
+    if groups is not None and len(np.unique(groups)) < 5:
+        return (f"only {len(np.unique(groups))} groups to resample (e.g. model sizes whose points share one "
+                "training run); a group bootstrap needs at least 5. No interval is given.")
+    return None
+
+
+def _bootstrap(model_factory, n: int, G: np.ndarray, n_starts: int | None, bounds, n_bootstrap: int,
+               seed: int | None, groups: np.ndarray | None = None) -> np.ndarray:
+    """Refit on ``n_bootstrap`` resamples with the point fit's own estimator (the same grid of starts,
+    scored on the resample, and L-BFGS from its best ``n_starts``); returns (n_bootstrap, P) thetas.
+
+    Points are drawn with replacement, or, with ``groups``, whole groups are (a cluster bootstrap:
+    points that share a training run are not independent)."""
     if n_bootstrap <= 0:
-        return np.empty((0, len(theta_best)))
+        return np.empty((0, G.shape[1]))
     rng = np.random.default_rng(seed)
-    starts = np.vstack([theta_best[None], extra_starts])
-    out = np.empty((n_bootstrap, len(theta_best)))
+    out = np.empty((n_bootstrap, G.shape[1]))
     for k in range(n_bootstrap):
-        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-        model = model_factory(counts)
-        out[k], _, _ = _lbfgs(model, starts, bounds)
+        model = model_factory(_resample_weights(rng, n, groups))
+        out[k], _, _ = _lbfgs(model, _grid_starts(model, G, n_starts), bounds)
     return out
 
 
@@ -347,17 +386,24 @@ def _check_bootstrap_args(n_bootstrap, delta) -> None:
                          "Hoffmann et al. use 1e-3.")
 
 
-def _distinct_starts(results, k: int = 2, within: float = 2.0) -> np.ndarray:
-    """Up to ``k`` further local optima (besides the best) whose objective is within a factor ``within``
-    of the best: close competitors that a resample might prefer. Used to warm-start bootstrap refits."""
-    fbest, best = results[0]
-    picked: list[np.ndarray] = []
-    for f, th in results[1:]:
-        if f <= within * fbest and all(np.max(np.abs(th - p)) > 1e-3 for p in [best, *picked]):
-            picked.append(th)
-        if len(picked) == k:
-            break
-    return np.array(picked).reshape(-1, len(best))
+def _check_groups(groups, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    g = np.asarray(groups)
+    if g.ndim != 1 or len(g) != n:
+        raise ValueError(f"groups must give one label per point ({n}), got shape {g.shape}.")
+    return g
+
+
+def _run_bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups, points, n_params, what):
+    """Bootstrap thetas, or an empty array and a warning when the resamples would degenerate."""
+    if n_bootstrap <= 0:
+        return np.empty((0, G.shape[1]))
+    why = _bootstrap_refused(points, n_params, groups, what)
+    if why is not None:
+        warnings.warn(why, RuntimeWarning, stacklevel=3)
+        return np.empty((0, G.shape[1]))
+    return _bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups)
 
 
 # ----------------------------- saturating power law ------------------------------------------
@@ -367,8 +413,10 @@ class SaturatingFit:
     """A fitted saturating power law ``y = E + A * x**(-alpha)`` (Chapter 5).
 
     ``E`` is the irreducible term (the floor ``y`` approaches as ``x`` grows). Intervals ``*_ci`` are
-    bootstrap percentile intervals at ``level`` (``(nan, nan)`` when ``n_bootstrap=0``); ``samples`` holds
-    the bootstrap refits as rows ``(E, A, alpha)``. ``loss`` is the minimised mean Huber loss / delta.
+    bootstrap percentile intervals at ``level`` (``(nan, nan)`` when ``n_bootstrap=0`` or when the
+    bootstrap was refused); ``samples`` holds the bootstrap refits as rows ``(E, A, alpha)`` and
+    ``mc_se`` the Monte-Carlo standard error of each interval's ends (rows E, A, alpha; columns lo, hi).
+    ``loss`` is the minimised mean Huber loss / delta.
     """
     E: float
     A: float
@@ -382,6 +430,7 @@ class SaturatingFit:
     level: float
     samples: np.ndarray = field(repr=False)
     x_range: tuple[float, float] = field(repr=False)
+    mc_se: np.ndarray = field(repr=False, default=None)
 
     def predict(self, x) -> np.ndarray:
         """``E + A * x**(-alpha)`` at ``x``."""
@@ -425,9 +474,9 @@ def _saturating_grid(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return g
 
 
-def fit_saturating_power_law(x, y, *, delta: float = 1e-3, n_bootstrap: int = 200, level: float = 0.95,
-                             seed: int | None = 0, n_starts: int | None = 10,
-                             grid: np.ndarray | None = None) -> SaturatingFit:
+def fit_saturating_power_law(x, y, *, delta: float = 1e-3, n_bootstrap: int = 1000, level: float = 0.95,
+                             seed: int | None = 0, n_starts: int | None = 4,
+                             grid: np.ndarray | None = None, groups=None) -> SaturatingFit:
     """Fit ``y = E + A * x**(-alpha)`` (an irreducible term plus a power law), Chapter 5.
 
     Method of Hoffmann et al. (2022), Approach 3: parameters in log space (``e = log E``, ``a = log A``),
@@ -436,7 +485,11 @@ def fit_saturating_power_law(x, y, *, delta: float = 1e-3, n_bootstrap: int = 20
     initial values; the best end point wins. The whole grid is scored and L-BFGS starts from the
     ``n_starts`` best grid points (``None`` = all). ``grid`` (rows ``[e, a, alpha]``) replaces the
     default data-adaptive grid. Confidence intervals come from ``n_bootstrap`` refits on resampled
-    points (percentile bootstrap, seeded by ``seed``).
+    points (percentile bootstrap, seeded by ``seed``), each made by the same estimator as the point
+    fit (grid scored on the resample, L-BFGS from its best ``n_starts``). ``groups`` (one label per
+    point) resamples whole groups instead of points, for points that are not independent (e.g. cool-down
+    branches of one training run, Chapter 6). The bootstrap is refused, with a warning and no interval,
+    when there are fewer than 6 distinct points (twice the 3 parameters) or fewer than 5 groups.
 
     Returns a :class:`SaturatingFit`. Needs at least 4 positive, finite points.
     """
@@ -461,15 +514,18 @@ def fit_saturating_power_law(x, y, *, delta: float = 1e-3, n_bootstrap: int = 20
     best, fbest, results = _lbfgs(model, _grid_starts(model, G, n_starts), bounds)
     _warn_at_bounds(best, bounds, ["log E", "log A", "alpha"])
     _warn_no_floor(float(np.exp(best[0])), float(y.min()))
-    boot = _bootstrap(factory, n, best, _distinct_starts(results), bounds, n_bootstrap, seed)
+    groups = _check_groups(groups, n)
+    boot = _run_bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups, x[:, None], 3,
+                          "a saturating power law")
     samples = np.column_stack([np.exp(boot[:, 0]), np.exp(boot[:, 1]), boot[:, 2]]) if len(boot) else \
         np.empty((0, 3))
     ci = _percentile_ci(samples, level) if len(samples) else np.full((3, 2), np.nan)
+    mc = _mc_error(samples, level, seed) if len(samples) else np.full((3, 2), np.nan)
     return SaturatingFit(
         E=float(np.exp(best[0])), A=float(np.exp(best[1])), alpha=float(best[2]),
         E_ci=tuple(map(float, ci[0])), A_ci=tuple(map(float, ci[1])), alpha_ci=tuple(map(float, ci[2])),
         loss=fbest, n=n, delta=float(delta), level=level, samples=samples,
-        x_range=(float(x.min()), float(x.max())),
+        x_range=(float(x.min()), float(x.max())), mc_se=mc,
     )
 
 
@@ -510,7 +566,8 @@ class ChinchillaFit:
     """A fitted ``L(N, D) = E + A/N**alpha + B/D**beta`` (Chapter 7).
 
     ``*_ci`` are bootstrap percentile intervals at ``level`` (``(nan, nan)`` without bootstrap);
-    ``samples`` holds the bootstrap refits as rows ``(E, A, B, alpha, beta)``. The compute-optimal
+    ``samples`` holds the bootstrap refits as rows ``(E, A, B, alpha, beta)`` and ``mc_se`` the Monte-Carlo
+    standard errors of the intervals' ends (rows in that order; columns lo, hi). The compute-optimal
     exponents ``N_opt ∝ C**a_opt`` and ``D_opt ∝ C**b_opt`` are ``beta/(alpha+beta)`` and
     ``alpha/(alpha+beta)``. Usable wherever a constants dict is (``fit["E"]``, :func:`compute_optimal`).
     """
@@ -529,6 +586,7 @@ class ChinchillaFit:
     delta: float
     level: float
     samples: np.ndarray = field(repr=False)
+    mc_se: np.ndarray = field(repr=False, default=None)
 
     def predict(self, N, D) -> np.ndarray:
         """``E + A/N**alpha + B/D**beta`` (nats per token) at ``N`` parameters and ``D`` tokens."""
@@ -569,9 +627,9 @@ class ChinchillaFit:
                 f"n = {self.n})")
 
 
-def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 100, level: float = 0.95,
-                   seed: int | None = 0, n_starts: int | None = 16,
-                   grid: Mapping[str, Iterable[float]] | None = None) -> ChinchillaFit:
+def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 1000, level: float = 0.95,
+                   seed: int | None = 0, n_starts: int | None = 8,
+                   grid: Mapping[str, Iterable[float]] | None = None, groups=None) -> ChinchillaFit:
     """Fit ``L(N, D) = E + A/N**alpha + B/D**beta`` by Hoffmann et al. (2022), Approach 3 (Chapter 7).
 
     Parameters are fitted in log space (``a = log A``, ``b = log B``, ``e = log E``); the prediction is
@@ -580,7 +638,11 @@ def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 100, leve
     gradient from the grid :data:`HOFFMANN_GRID` (4,500 points; pass ``grid`` as a dict with keys
     ``a, b, e, alpha, beta`` to change it): the whole grid is scored at once and L-BFGS starts from the
     ``n_starts`` best points (``None`` = every point, slow); the best end point wins. Intervals:
-    percentile bootstrap over runs, ``n_bootstrap`` refits seeded by ``seed``.
+    percentile bootstrap over runs, ``n_bootstrap`` refits seeded by ``seed``, each by the same estimator
+    as the point fit (the grid scored on the resample, L-BFGS from its best ``n_starts``). ``groups`` (one
+    label per run) resamples whole groups, e.g. model sizes whose points are cool-down branches of one
+    training run (Chapter 6). The bootstrap is refused, with a warning and no interval, when the runs
+    have fewer than 10 distinct (N, D) points or fewer than 5 groups.
 
     ``N`` parameters, ``D`` tokens, ``L`` losses (nats per token). Needs at least 6 points.
     Returns a :class:`ChinchillaFit`.
@@ -613,19 +675,21 @@ def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 100, leve
     best, fbest, results = _lbfgs(model, _grid_starts(model, G, n_starts), bounds)
     _warn_at_bounds(best, bounds, ["log E", "log A", "log B", "alpha", "beta"])
     _warn_no_floor(float(np.exp(best[0])), float(L.min()))
-    boot = _bootstrap(factory, n, best, _distinct_starts(results), bounds, n_bootstrap, seed)
+    groups = _check_groups(groups, n)
+    boot = _run_bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups, np.column_stack([N, D]),
+                          5, "L(N, D) = E + A/N^alpha + B/D^beta")
     if len(boot):
         samples = np.column_stack([np.exp(boot[:, 0]), np.exp(boot[:, 1]), np.exp(boot[:, 2]),
                                    boot[:, 3], boot[:, 4]])
-        ci = _percentile_ci(samples, level)
+        ci, mc = _percentile_ci(samples, level), _mc_error(samples, level, seed)
     else:
-        samples, ci = np.empty((0, 5)), np.full((5, 2), np.nan)
+        samples, ci, mc = np.empty((0, 5)), np.full((5, 2), np.nan), np.full((5, 2), np.nan)
     return ChinchillaFit(
         E=float(np.exp(best[0])), A=float(np.exp(best[1])), B=float(np.exp(best[2])),
         alpha=float(best[3]), beta=float(best[4]),
         E_ci=tuple(map(float, ci[0])), A_ci=tuple(map(float, ci[1])), B_ci=tuple(map(float, ci[2])),
         alpha_ci=tuple(map(float, ci[3])), beta_ci=tuple(map(float, ci[4])),
-        loss=fbest, n=n, delta=float(delta), level=level, samples=samples,
+        loss=fbest, n=n, delta=float(delta), level=level, samples=samples, mc_se=mc,
     )
 
 
