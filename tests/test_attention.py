@@ -229,10 +229,54 @@ def test_count_params_does_not_depend_on_head_count():
     assert len({A.count_params(Cfg(n_head=h)) for h in (1, 2, 4, 8)}) == 1
 
 
-def test_flops_per_token_is_two_n_plus_attention_term():
-    cfg = Cfg()
+FLOP_CONFIGS = [Cfg(), Cfg(bias=False), Cfg(vocab_size=100, n_ctx=64, n_layer=3, n_head=2, n_embd=48),
+                Cfg(vocab_size=7, n_ctx=5, n_layer=1, n_head=1, n_embd=8, bias=False)]
+
+
+@pytest.mark.parametrize("cfg", FLOP_CONFIGS)
+def test_matmul_params_are_the_block_matrices_and_the_tied_head(cfg):
+    model = _GPT(cfg)
+    in_matmuls = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    assert A.matmul_params(cfg) == in_matmuls  # the tied head's weight is the token table, counted here
+
+
+@pytest.mark.parametrize("cfg", FLOP_CONFIGS)
+def test_forward_flops_are_two_per_matmul_weight_plus_the_full_attention_square(cfg):
+    d, L, T = cfg.n_embd, cfg.n_layer, cfg.n_ctx
+    assert A.forward_flops_per_token(cfg) == 2 * (12 * L * d * d + cfg.vocab_size * d) + 2 * 2 * L * T * d
+
+
+@pytest.mark.parametrize("cfg", FLOP_CONFIGS)
+def test_train_flops_are_palms_6n_plus_12_lhqt_and_three_forward_passes(cfg):
+    L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.n_ctx
+    assert A.train_flops_per_token(cfg) == 6 * A.matmul_params(cfg) + 12 * L * H * Q * T
+    assert A.train_flops_per_token(cfg) == 3 * A.forward_flops_per_token(cfg)
+
+
+@pytest.mark.parametrize("cfg", FLOP_CONFIGS)
+def test_kaplan_train_flops_are_three_times_their_table_1_forward_count(cfg):
     n = A.count_params(cfg, non_embedding=True)
-    assert A.flops_per_token(cfg) == 2 * n + 2 * cfg.n_layer * cfg.n_ctx * cfg.n_embd
+    assert A.kaplan_train_flops_per_token(cfg) == 3 * (2 * n + 2 * cfg.n_layer * cfg.n_ctx * cfg.n_embd)
+
+
+def test_flop_counts_of_gpt2_small_match_hand_arithmetic():
+    gpt2 = Cfg(vocab_size=50257, n_ctx=1024, n_layer=12, n_head=12, n_embd=768)
+    assert A.matmul_params(gpt2) == 12 * 12 * 768**2 + 50257 * 768 == 123_532_032
+    assert A.forward_flops_per_token(gpt2) == 284_812_800
+    assert A.train_flops_per_token(gpt2) == 854_438_400
+    assert A.kaplan_train_flops_per_token(gpt2) == 6 * 85_056_000 + 6 * 12 * 1024 * 768
+
+
+def test_six_n_undercounts_narrow_models_most():
+    """On Chapter 6's ladder the real cost is over 2x 6N at width 8 and approaches it as width grows."""
+    ratios = []
+    for d in (8, 16, 32, 64, 128):
+        cfg = Cfg(vocab_size=76, n_ctx=64, n_layer=2, n_head=4, n_embd=d)
+        six_n = 6 * A.count_params(cfg, non_embedding=True)
+        assert A.train_flops_per_token(cfg) > A.kaplan_train_flops_per_token(cfg) > six_n
+        ratios.append(A.train_flops_per_token(cfg) / six_n)
+    assert ratios[0] > 2 and 1 < ratios[-1] < 1.15
+    assert ratios == sorted(ratios, reverse=True)
 
 
 def test_counting_rejects_incomplete_or_invalid_configs():
@@ -242,7 +286,11 @@ def test_counting_rejects_incomplete_or_invalid_configs():
         A.count_params(Partial())
     with pytest.raises(ValueError, match="not divisible"):
         A.count_params(Cfg(n_embd=30, n_head=4))
-    with pytest.raises(ValueError, match="positive"):
-        A.flops_per_token(Cfg(n_layer=0))
+    for count in (A.matmul_params, A.forward_flops_per_token, A.train_flops_per_token,
+                  A.kaplan_train_flops_per_token):
+        with pytest.raises(ValueError, match="positive"):
+            count(Cfg(n_layer=0))
+        with pytest.raises(TypeError, match="lacks the field"):
+            count(Partial())
     with pytest.raises(TypeError, match="integer"):
         A.count_params(Cfg(n_embd=32.0))

@@ -56,7 +56,9 @@ def test_num_params_equals_the_exact_formula(config):
     assert model.num_params(non_embedding=False) == formula(config, False)
     # the output head is tied: counting unique tensors gives the same total
     assert model.num_params(non_embedding=False) == sum(p.numel() for p in model.parameters())
-    assert model.flops_per_token() == 2 * formula(config) + 2 * config.n_layer * config.n_ctx * config.n_embd
+    d, L = config.n_embd, config.n_layer
+    matmul = 12 * L * d * d + config.vocab_size * d  # block matrices and the tied head
+    assert model.train_flops_per_token() == 6 * matmul + 12 * L * config.n_ctx * d
 
 
 def test_output_head_is_the_token_embedding():
@@ -82,7 +84,49 @@ def test_model_counts_agree_with_the_attention_chapter(config):
         model = GPT(config)
         assert attention.count_params(config, non_embedding=True) == model.num_params()
         assert attention.count_params(config, non_embedding=False) == model.num_params(non_embedding=False)
-        assert attention.flops_per_token(config) == model.flops_per_token()
+        assert attention.train_flops_per_token(config) == model.train_flops_per_token()
+
+
+def _math_sdpa(calls):
+    """scaled_dot_product_attention written with matrix multiplies (utils.attention), so that
+    FlopCounterMode sees QK^T and the product with V; on the CPU it does not count the fused kernel."""
+    from utils.attention import attention, causal_mask
+
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+        assert attn_mask is None and dropout_p == 0.0 and scale is None, "the model passes none of these"
+        calls.append(tuple(q.shape))
+        return attention(q, k, v, causal_mask(q.shape[-2], device=q.device) if is_causal else None)
+    return sdpa
+
+
+@pytest.mark.parametrize("config", [tiny(), tiny(bias=False, n_layer=1, n_head=1, n_ctx=8),
+                                    tiny(n_layer=3, n_head=4, n_embd=48, vocab_size=76, n_ctx=64),
+                                    GPTConfig(76, 32, 4, 8, 64, bias=False)],
+                         ids=lambda c: f"L{c.n_layer}h{c.n_head}d{c.n_embd}T{c.n_ctx}b{int(c.bias)}")
+def test_train_flops_per_token_equals_what_flop_counter_measures_on_the_model(config, monkeypatch):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from utils.attention import forward_flops_per_token, train_flops_per_token
+
+    torch.manual_seed(0)
+    model = GPT(config)
+    B, T = 2, config.n_ctx  # full-length sequences: the count assumes n_ctx keys per query
+    idx = torch.randint(0, config.vocab_size, (B, T))
+    targets = torch.randint(0, config.vocab_size, (B, T))
+    with torch.no_grad():
+        fused_logits, _ = model(idx)
+    calls = []
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", _math_sdpa(calls))
+    with FlopCounterMode(display=False) as counter:
+        logits, loss = model(idx, targets)
+    forward = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        loss.backward()
+    backward = counter.get_total_flops()
+    assert len(calls) == config.n_layer  # the model really ran the matrix-multiply attention
+    assert torch.allclose(logits, fused_logits, atol=1e-5)  # and it computes what the fused kernel does
+    assert forward == B * T * forward_flops_per_token(config)
+    assert forward + backward == B * T * train_flops_per_token(config) == B * T * model.train_flops_per_token()
 
 
 def test_initial_loss_is_close_to_log_vocab_size():
