@@ -18,11 +18,12 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # the builds keep bars off the pages; a reader in Jupyter or Colab still sees them.
 book test unit nbval book-check: export COURSE_PROGRESS ?= 0
 
-.PHONY: help setup book test unit nbval book-check bench lab strip sync-setup clean clean-cache
+.PHONY: help setup book test unit nbval book-check site-check bench lab strip sync-setup clean clean-cache
 
 help:
 	@echo "make book    set up, execute every notebook, write the website to _build/html/"
-	@echo "make test    set up, unit tests, nbval on every notebook, warnings-as-errors book build"
+	@echo "make test    set up, unit tests, nbval on every notebook, warnings-as-errors book build, site-check"
+	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links"
 	@echo "make bench   train the reference configuration on the CPU; print tokens/s, MFU, loss, step profile"
 	@echo "make lab     start JupyterLab on the notebooks"
 	@echo "make strip   remove outputs from the notebooks (they are committed without outputs)"
@@ -53,7 +54,13 @@ book-check: setup
 	$(BIN)/jupyter-book build -W -n --keep-going .
 	@echo "Website: $(CURDIR)/_build/html/index.html"
 
+# Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots go to _build/site-check/.
+site-check: setup
+	$(BIN)/python tests/site_check.py _build/html
+
+# After the book build, the browser check of every page (skipped, with a message, without Chromium).
 test: unit nbval book-check
+	$(BIN)/python tests/site_check.py --skip-without-chromium _build/html
 
 bench: setup
 	$(BIN)/python -m utils.bench --profile 50

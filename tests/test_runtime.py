@@ -62,6 +62,23 @@ def test_report_names_device_and_profile(capsys, monkeypatch):
     assert info["profile"] == "quick" and "profile: quick" in out and "device:" in out
 
 
+def test_report_prints_no_absolute_cache_path(capsys, monkeypatch, tmp_path):
+    # The website shows this output: the builder's directories must not appear on it.
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "builder" / ".cache"))
+    info = runtime.report()
+    out = capsys.readouterr().out
+    assert "cache: $COURSE_CACHE_DIR" in out and str(tmp_path) not in out
+    assert info["cache"] == str(tmp_path / "builder" / ".cache")
+
+    monkeypatch.delenv("COURSE_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    info = runtime.report()
+    out = capsys.readouterr().out
+    assert "cache: ~/.cache/scaling-laws-from-scratch" in out and str(tmp_path) not in out
+    assert info["cache"] == str(tmp_path / "home" / ".cache" / "scaling-laws-from-scratch")
+
+
 def test_in_colab_follows_the_colab_module(monkeypatch):
     import sys
     import types

@@ -112,7 +112,13 @@ def seed_everything(seed: int) -> None:
 
 
 def report() -> dict:
-    """Print, and return, what this session runs on: device, profile, versions, cache."""
+    """Print, and return, what this session runs on: device, profile, versions, cache.
+
+    The printed cache line never shows an absolute path, since the website prints what the
+    builder's run printed: it names ``$COURSE_CACHE_DIR`` when that variable chooses the cache,
+    else the default under the home directory as ``~/.cache/scaling-laws-from-scratch``. The
+    returned ``info["cache"]`` is the full path.
+    """
     import torch
 
     device = pick_device()
@@ -128,7 +134,10 @@ def report() -> dict:
     gpu = f" ({info['gpu']})" if info["gpu"] else ""
     print(f"device: {info['device']}{gpu} | profile: {info['profile']} | torch {info['torch']} | "
           f"python {info['python']}")
-    print(f"cache: {info['cache']}")
+    if os.environ.get("COURSE_CACHE_DIR"):
+        print("cache: $COURSE_CACHE_DIR (set in the environment)")
+    else:
+        print(f"cache: ~/.cache/{_APP}")
     if in_colab() and device.type != "cuda":
         print("Note: this Colab runtime has no GPU. For the full profile choose "
               "Runtime > Change runtime type > T4 GPU, then run the notebook again.")

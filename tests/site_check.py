@@ -1,0 +1,353 @@
+"""Open every page of the built website in headless Chromium and check what a reader would see.
+
+``make site-check`` runs ``python tests/site_check.py _build/html``; ``make test`` runs it after the
+book build with ``--skip-without-chromium``. For each page it checks:
+
+* **maths**: after MathJax has run, no text outside code still holds TeX (``\\(``, ``\\[``, ``$$``,
+  ``\\begin{``, ...), and MathJax reported no TeX error;
+* **images**: every ``<img>`` loaded (``naturalWidth > 0``);
+* **JavaScript**: the browser console logged no error (level SEVERE);
+* **links**: every link to a local file points at a file in the site, and every ``#anchor`` at an
+  id on the target page.
+
+Pages are opened from disk (``file://``) with every host name made unresolvable, as a reader
+without a network would open them, so a page that needs a CDN fails. A screenshot of each page's
+first screen goes to ``_build/site-check/``. The browser is Debian's ``chromium`` with its
+``chromedriver`` (``apt-get install chromium chromium-driver``), driven by Selenium with that
+driver's path given explicitly, so Selenium Manager never looks for or downloads one.
+
+The HTML checks (:func:`visible_text`, :func:`raw_tex`, :func:`broken_links`, ...) are plain
+functions of HTML text, tested without a browser in ``tests/test_site_check.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+# Elements whose text is code, scripts or already-typeset maths: TeX there is not a rendering failure.
+SKIP_TAGS = frozenset({"head", "script", "style", "noscript", "template", "textarea", "pre", "code",
+                       "kbd", "samp", "tt", "svg", "math", "mjx-container", "mjx-assistive-mml"})
+# Classes that mark code. (Not MathJax's tex2jax_ignore: myst puts it on whole pages, and TeX a
+# reader sees is a failure wherever it is.)
+SKIP_CLASSES = frozenset({"highlight"})
+VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                       "param", "source", "track", "wbr"})
+# (what it means, pattern) for TeX that MathJax should have turned into maths.
+RAW_TEX = (
+    ("inline delimiter \\( or \\)", re.compile(r"\\[()]")),
+    ("display delimiter \\[ or \\]", re.compile(r"\\[\[\]]")),
+    ("display delimiter $$", re.compile(r"\$\$")),
+    ("environment \\begin{...} or \\end{...}", re.compile(r"\\(?:begin|end)\{")),
+    ("$...$ holding a TeX command", re.compile(r"\$(?=\S)[^$]*\\[A-Za-z]+[^$]*\$")),
+)
+MAX_SHOWN = 12  # problems printed per page
+# Attributes that load or link to another file: (tag, attribute).
+LINK_ATTRS = {("a", "href"), ("link", "href"), ("img", "src"), ("script", "src"),
+              ("source", "src"), ("iframe", "src")}
+
+
+@dataclass
+class PageHTML:
+    """What :func:`parse_page` finds in one page's HTML."""
+
+    texts: list[str] = field(default_factory=list)      # text nodes outside code and maths
+    links: list[tuple[str, str]] = field(default_factory=list)  # (tag, url) of loads and links
+    ids: set[str] = field(default_factory=set)           # id="..." and <a name="...">
+    tex_errors: list[str] = field(default_factory=list)  # MathJax's messages for TeX it could not parse
+
+
+class _Parser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page = PageHTML()
+        self._stack: list[tuple[str, bool]] = []  # (tag, inside a skipped element)
+
+    def _skipping(self) -> bool:
+        return bool(self._stack) and self._stack[-1][1]
+
+    def handle_starttag(self, tag, attrs):
+        self._element(tag, attrs, closes=tag in VOID_TAGS)
+
+    def handle_startendtag(self, tag, attrs):
+        self._element(tag, attrs, closes=True)
+
+    def _element(self, tag, attrs, closes):
+        attrs = {k: (v or "") for k, v in attrs}
+        if attrs.get("id"):
+            self.page.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("name"):
+            self.page.ids.add(attrs["name"])
+        for attr in ("href", "src"):
+            if (tag, attr) in LINK_ATTRS and attr in attrs:
+                self.page.links.append((tag, attrs[attr]))
+        if tag == "meta" and attrs.get("http-equiv", "").lower() == "refresh":
+            match = re.search(r"url\s*=\s*['\"]?([^'\"\s]+)", attrs.get("content", ""), re.I)
+            if match:  # a redirect page (the site's index.html): its target must exist
+                self.page.links.append(("meta", match.group(1)))
+        if tag == "mjx-merror":
+            self.page.tex_errors.append(attrs.get("data-mjx-error") or "TeX error")
+        if not closes:
+            classes = set(attrs.get("class", "").split())
+            skip = self._skipping() or tag in SKIP_TAGS or bool(classes & SKIP_CLASSES)
+            self._stack.append((tag, skip))
+
+    def handle_endtag(self, tag):
+        # Close up to the matching element; a stray end tag (no match) is ignored.
+        for i in range(len(self._stack) - 1, -1, -1):
+            if self._stack[i][0] == tag:
+                del self._stack[i:]
+                return
+
+    def handle_data(self, data):
+        if data.strip() and not self._skipping():
+            self.page.texts.append(data)
+
+
+def parse_page(html: str) -> PageHTML:
+    """Parse one page: its visible text nodes, the files it loads or links to, its ids, TeX errors."""
+    parser = _Parser()
+    parser.feed(html)
+    parser.close()
+    return parser.page
+
+
+def visible_text(html: str) -> list[str]:
+    """The text nodes of ``html`` that a reader sees as prose: outside code, scripts and typeset maths."""
+    return parse_page(html).texts
+
+
+def raw_tex(texts: list[str]) -> list[str]:
+    """One message per text node that still holds TeX (a delimiter, ``$$``, ``\\begin{``, ...).
+
+    Run on :func:`visible_text` after MathJax has typeset the page, anything found is maths a
+    reader sees as source.
+    """
+    found = []
+    for text in texts:
+        for meaning, pattern in RAW_TEX:
+            match = pattern.search(text)
+            if match:
+                start = max(0, match.start() - 30)
+                snippet = " ".join(text[start:match.end() + 30].split())
+                found.append(f"raw TeX ({meaning}): ...{snippet}...")
+                break
+    return found
+
+
+def local_target(page: str, url: str) -> tuple[str, str] | None:
+    """Where a link on ``page`` (a path relative to the site root) points inside the site.
+
+    Returns ``(path relative to the site root, fragment)``; the path is ``page`` itself for a link
+    like ``#section``. Returns ``None`` for links that leave the site (a scheme such as
+    ``https:``, ``mailto:`` or ``data:``, or a host) and for empty links (``""``, ``"#"``).
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme or parts.netloc:
+        return None
+    path, fragment = unquote(parts.path), unquote(parts.fragment)
+    if not path:
+        return (page, fragment) if fragment else None
+    if path.startswith("/"):
+        return path, fragment  # absolute: :func:`broken_links` reports it
+    joined = Path(os.path.normpath(Path(page).parent / path)).as_posix()
+    if path.endswith("/"):
+        joined = f"{joined}/index.html"
+    return joined, fragment
+
+
+def broken_links(site: Path, page: str, html: str, ids_of=None) -> list[str]:
+    """One message per link or load on ``page`` that points at a missing file or anchor of ``site``.
+
+    ``page`` is the page's path relative to ``site``. ``ids_of(path)`` returns the ids of another
+    page (default: read and parse it); anchors are checked on ``<a>`` links to HTML pages.
+    """
+    parsed = parse_page(html)
+    cache: dict[str, set[str]] = {page: parsed.ids}
+
+    def ids(path: str) -> set[str]:
+        if path not in cache:
+            if ids_of is not None:
+                cache[path] = set(ids_of(path))
+            else:
+                cache[path] = parse_page((site / path).read_text(encoding="utf-8", errors="replace")).ids
+        return cache[path]
+
+    problems = []
+    for tag, url in parsed.links:
+        target = local_target(page, url)
+        if target is None:
+            continue
+        path, fragment = target
+        if path.startswith("/"):
+            problems.append(f"absolute path (breaks when the site is opened from disk): <{tag}> {url}")
+        elif path == ".." or path.startswith("../"):
+            problems.append(f"link leaves the site: <{tag}> {url}")
+        elif path != page and not (site / path).is_file():
+            problems.append(f"missing file: <{tag}> {url}")
+        elif tag == "a" and fragment and path.endswith(".html") and fragment not in ids(path):
+            problems.append(f"missing anchor: <a> {url}")
+    return problems
+
+
+def site_pages(site: Path) -> list[str]:
+    """The site's HTML pages, relative to ``site``, without Sphinx's asset folders (``_static`` ...)."""
+    pages = []
+    for path in sorted(site.rglob("*.html")):
+        rel = path.relative_to(site)
+        if not rel.parts[0].startswith("_"):
+            pages.append(rel.as_posix())
+    return pages
+
+
+def screenshot_name(page: str) -> str:
+    """The screenshot file for ``page``: ``notebooks/05_power_laws.html`` -> ``notebooks-05_power_laws.png``."""
+    return page[:-len(".html")].replace("/", "-") + ".png"
+
+
+# --- the browser ---------------------------------------------------------------------------------
+
+_WAIT_FOR_PAGE = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  let mathjax = "absent";
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+    mathjax = "typeset";
+  }
+  const images = Array.from(document.images);
+  images.forEach(img => { if (img.loading === "lazy") img.loading = "eager"; });
+  await Promise.all(images.map(img => img.complete ? null : new Promise(resolve => {
+    img.addEventListener("load", resolve); img.addEventListener("error", resolve);
+    setTimeout(resolve, 15000);
+  })));
+  const broken = [];
+  for (const img of images) {
+    if (img.naturalWidth > 0) continue;
+    const decodes = await img.decode().then(() => true, () => false);  // an SVG may have no natural size
+    if (!decodes) broken.push(img.getAttribute("src") || "(no src)");
+  }
+  done({mathjax: mathjax, formulas: document.querySelectorAll("mjx-container").length,
+        broken_images: broken, html: document.documentElement.outerHTML});
+})().catch(err => done({error: String(err)}));
+"""
+
+
+def find_browser() -> tuple[str, str] | None:
+    """Chromium and its chromedriver: ``$CHROMIUM``/``$CHROMEDRIVER``, else the ones on ``PATH``."""
+    browser = os.environ.get("CHROMIUM") or next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def open_browser(browser: str, driver: str, width: int = 1280, height: int = 900):
+    """Start headless Chromium through ``driver``; no network lookups, none by Selenium either."""
+    os.environ["SE_OFFLINE"] = "true"  # belt and braces: Selenium Manager is not called anyway
+    # Talk to chromedriver on this machine directly, never through a proxy from the environment.
+    no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = ",".join(filter(None, (no_proxy, "localhost", "127.0.0.1")))
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={width},{height}", "--hide-scrollbars", "--no-first-run",
+                "--disable-extensions", "--disable-background-networking",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium skips Selenium Manager (no download, no network).
+    chrome = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    chrome.set_page_load_timeout(60)
+    chrome.set_script_timeout(60)
+    return chrome
+
+
+def check_page(chrome, site: Path, page: str, shots: Path) -> tuple[list[str], int]:
+    """Open ``page`` in ``chrome``; return its problems and how many formulas MathJax typeset."""
+    from selenium.common.exceptions import WebDriverException
+
+    for attempt in (1, 2):  # a redirect page can navigate away while the script runs: try once more
+        try:
+            chrome.get((site / page).resolve().as_uri())
+            result = chrome.execute_async_script(_WAIT_FOR_PAGE)
+            break
+        except WebDriverException as err:
+            if attempt == 2:
+                result = {"error": str(err).splitlines()[0]}
+            time.sleep(1)
+    problems = []
+    if "error" in result:
+        problems.append(f"the page check itself failed: {result['error']}")
+        result = {"html": chrome.page_source, "broken_images": [], "formulas": 0}
+    chrome.save_screenshot(str(shots / screenshot_name(page)))
+    for entry in chrome.get_log("browser"):
+        if entry.get("level") == "SEVERE":
+            problems.append(f"JavaScript error: {entry.get('message', '')[:300]}")
+    problems += [f"image did not load: {src}" for src in result["broken_images"]]
+    parsed = parse_page(result["html"])
+    problems += [f"MathJax could not parse TeX: {msg}" for msg in parsed.tex_errors]
+    problems += raw_tex(parsed.texts)
+    # Links are checked on the file as built (the rendered DOM adds MathJax's own elements).
+    problems += broken_links(site, page, (site / page).read_text(encoding="utf-8", errors="replace"))
+    return problems, result.get("formulas", 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("site", nargs="?", default="_build/html", help="the built website (default _build/html)")
+    parser.add_argument("--screenshots", default=None,
+                        help="folder for screenshots (default: site-check/ beside the site folder)")
+    parser.add_argument("--skip-without-chromium", action="store_true",
+                        help="say 'skipped' and succeed when Chromium or chromedriver is not installed")
+    args = parser.parse_args(argv)
+
+    site = Path(args.site)
+    if not (site / "index.html").is_file():
+        print(f"site-check: no website at {site}/index.html; build it first with `make book`.", file=sys.stderr)
+        return 2
+    found = find_browser()
+    if found is None:
+        message = ("Chromium and chromedriver are not installed (Debian/Ubuntu: "
+                   "apt-get install chromium chromium-driver)")
+        if args.skip_without_chromium:
+            print(f"site-check: skipped: {message}.")
+            return 0
+        print(f"site-check: {message}.", file=sys.stderr)
+        return 2
+    shots = Path(args.screenshots) if args.screenshots else site.parent / "site-check"
+    shots.mkdir(parents=True, exist_ok=True)
+
+    pages = site_pages(site)
+    start = time.perf_counter()
+    chrome = open_browser(*found)
+    failed = 0
+    try:
+        for page in pages:
+            problems, formulas = check_page(chrome, site, page, shots)
+            status = "FAIL" if problems else "ok  "
+            print(f"{status} {page} ({formulas} formulas)")
+            for problem in problems[:MAX_SHOWN]:
+                print(f"       {problem}")
+            if len(problems) > MAX_SHOWN:
+                print(f"       ... and {len(problems) - MAX_SHOWN} more")
+            failed += bool(problems)
+    finally:
+        chrome.quit()
+    print(f"Checked {len(pages)} pages in headless Chromium in {time.perf_counter() - start:.0f} s; "
+          f"screenshots in {shots}/")
+    print(f"site-check: {len(pages) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

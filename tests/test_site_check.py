@@ -1,0 +1,121 @@
+"""The HTML checks of tests/site_check.py, on small pages, without a browser."""
+import pytest
+
+import site_check as sc
+
+
+def test_text_in_code_scripts_and_typeset_maths_is_not_prose():
+    html = """<html><head><title>\\(t\\)</title><script>var a = "$$";</script></head><body>
+    <p>Prose with <code>\\(x\\)</code> inline code.</p>
+    <div class="highlight"><span>$$ in a code cell</span></div>
+    <pre>\\begin{align}</pre>
+    <mjx-container><mjx-assistive-mml><math>\\(y\\)</math></mjx-assistive-mml></mjx-container>
+    <p>After</p></body></html>"""
+    assert [t.strip() for t in sc.visible_text(html)] == ["Prose with", "inline code.", "After"]
+
+
+def test_myst_ignore_classes_do_not_hide_raw_tex():
+    # myst marks whole pages tex2jax_ignore; TeX left there is still seen by the reader.
+    html = '<section class="tex2jax_ignore mathjax_ignore"><p><span class="math">\\(V\\)</span></p></section>'
+    assert sc.raw_tex(sc.visible_text(html)) and "inline delimiter" in sc.raw_tex(sc.visible_text(html))[0]
+
+
+@pytest.mark.parametrize("text, meaning", [
+    ("the loss \\(L(N)\\) falls", "inline delimiter"),
+    ("\\[ L = E + A/N^\\alpha \\]", "display delimiter \\["),
+    ("so $$x^2$$ here", "$$"),
+    ("\\begin{align} a &= b \\end{align}", "environment"),
+    ("a price $\\alpha$ fitted", "$...$ holding a TeX command"),
+])
+def test_raw_tex_is_found_and_named(text, meaning):
+    found = sc.raw_tex([text])
+    assert len(found) == 1 and meaning in found[0]
+
+
+@pytest.mark.parametrize("text", ["costs $5 and $10", "a path like C:/data", "x < y and y > z", "50 % of it"])
+def test_ordinary_prose_is_not_raw_tex(text):
+    assert sc.raw_tex([text]) == []
+
+
+def test_typeset_page_has_no_raw_tex():
+    html = ('<p>Loss <mjx-container class="MathJax"><mjx-math>L</mjx-math>'
+            '<mjx-assistive-mml><math><mi>L</mi></math></mjx-assistive-mml></mjx-container> falls.</p>')
+    assert sc.raw_tex(sc.visible_text(html)) == []
+
+
+def test_mathjax_errors_are_collected():
+    html = '<mjx-container><mjx-merror data-mjx-error="Undefined control sequence \\foo"></mjx-merror></mjx-container>'
+    assert sc.parse_page(html).tex_errors == ["Undefined control sequence \\foo"]
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://example.org/x", None),
+    ("mailto:a@b.c", None),
+    ("data:image/png;base64,AAAA", None),
+    ("//cdn.example.org/x.js", None),
+    ("", None),
+    ("#", None),
+    ("#sec", ("notebooks/05.html", "sec")),
+    ("../book/notation.html#symbols", ("book/notation.html", "symbols")),
+    ("06.html?v=3", ("notebooks/06.html", "")),
+    ("../_static/a%20b.css", ("_static/a b.css", "")),
+    ("sub/", ("notebooks/sub/index.html", "")),
+])
+def test_local_target_resolves_relative_links(url, expected):
+    assert sc.local_target("notebooks/05.html", url) == expected
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "style.css").write_text("")
+    (tmp_path / "index.html").write_text('<meta http-equiv="refresh" content="0; url=book/intro.html">')
+    (tmp_path / "book" / "intro.html").write_text('<h1 id="intro">Intro</h1><a name="old"></a>')
+    return tmp_path
+
+
+def test_links_to_existing_files_and_anchors_pass(site):
+    html = ('<link rel="stylesheet" href="../_static/style.css?v=1"><a href="intro.html#intro">a</a>'
+            '<a href="intro.html#old">b</a><a href="#here">c</a><p id="here"></p>'
+            '<a href="https://example.org/#nowhere">d</a><img src="data:image/png;base64,AA">')
+    assert sc.broken_links(site, "book/page.html", html) == []
+
+
+def test_broken_internal_links_are_reported(site):
+    html = ('<a href="missing.html">a</a><a href="intro.html#nope">b</a><a href="#gone">c</a>'
+            '<img src="../_images/fig.png"><script src="../_static/mathjax/tex-chtml.js"></script>'
+            '<a href="../../outside.html">d</a><a href="/book/intro.html">e</a>')
+    problems = sc.broken_links(site, "book/page.html", html)
+    assert problems == [
+        "missing file: <a> missing.html",
+        "missing anchor: <a> intro.html#nope",
+        "missing anchor: <a> #gone",
+        "missing file: <img> ../_images/fig.png",
+        "missing file: <script> ../_static/mathjax/tex-chtml.js",
+        "link leaves the site: <a> ../../outside.html",
+        "absolute path (breaks when the site is opened from disk): <a> /book/intro.html",
+    ]
+
+
+def test_a_redirect_must_point_at_a_page(site):
+    assert sc.broken_links(site, "index.html", (site / "index.html").read_text()) == []
+    html = '<meta http-equiv="Refresh" content="0; url=book/gone.html" />'
+    assert sc.broken_links(site, "index.html", html) == ["missing file: <meta> book/gone.html"]
+
+
+def test_site_pages_skip_sphinx_asset_folders(site):
+    (site / "_static" / "page.html").write_text("")
+    assert sc.site_pages(site) == ["book/intro.html", "index.html"]
+    assert sc.screenshot_name("notebooks/05_power_laws.html") == "notebooks-05_power_laws.png"
+
+
+def test_missing_site_and_missing_browser_are_reported(tmp_path, monkeypatch, capsys):
+    assert sc.main([str(tmp_path / "nothing")]) == 2
+    assert "make book" in capsys.readouterr().err
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    monkeypatch.setattr(sc, "find_browser", lambda: None)
+    assert sc.main([str(tmp_path), "--skip-without-chromium"]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert sc.main([str(tmp_path)]) == 2
+    assert "apt-get install chromium chromium-driver" in capsys.readouterr().err
