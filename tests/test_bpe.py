@@ -1,4 +1,5 @@
 """Tests for utils.bpe: byte-level BPE (Chapter 2)."""
+import json
 import math
 import random
 import re
@@ -127,6 +128,27 @@ def test_cache_reuses_trained_merges(tmp_path, monkeypatch):
     assert BPETokenizer.train(SAMPLE, 300, progress=False, cache=True).merges == first.merges[:44]
     with pytest.raises(AssertionError):  # different text: not cached, so it would train
         BPETokenizer.train(SAMPLE + "x", 300, progress=False, cache=True)
+
+
+def test_cached_tokenizer_reports_the_training_time_of_the_run_that_cached_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    first = BPETokenizer.train(SAMPLE, 320, progress=False, cache=True)
+    assert first.train_seconds is not None and first.train_seconds > 0
+    monkeypatch.setattr(bpe, "_learn_merges", lambda *a, **k: pytest.fail("training ran although cached"))
+    again = BPETokenizer.train(SAMPLE, 320, progress=False, cache=True)
+    assert again.train_seconds == first.train_seconds  # the cached run's time, not this call's
+    # a vocabulary cut from a larger one does not claim the larger run's time
+    assert BPETokenizer.train(SAMPLE, 300, progress=False, cache=True).train_seconds is None
+    assert first.truncate(300).train_seconds is None
+
+
+def test_tokenizer_saved_without_training_time_still_loads(tmp_path, sample_tok):
+    d = sample_tok.to_dict()
+    d.pop("train_seconds", None)  # a file written before train_seconds was recorded
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(d), encoding="utf-8")
+    loaded = BPETokenizer.load(path)
+    assert loaded.merges == sample_tok.merges and loaded.train_seconds is None
 
 
 def test_bits_per_char_converts_nats_per_token():

@@ -1,10 +1,14 @@
 """Byte-pair encoding (BPE) trained from scratch, on bytes, so that any string round-trips.
 
 The base alphabet is the 256 possible bytes of UTF-8, so ``decode(encode(s)) == s`` for
-every Python string, including characters the training text never contained. Training
-follows Sennrich et al. (2016): cut the text into chunks (words with their leading space,
-runs of digits, runs of punctuation, runs of white space), then repeatedly merge the most
-frequent adjacent pair of tokens inside chunks; merges never cross a chunk boundary.
+every Python string, including characters the training text never contained (byte-level
+BPE, as in GPT-2: Radford et al. 2019). The merge loop is Sennrich et al.'s (2016):
+repeatedly merge the most frequent adjacent pair of tokens, never across a chunk boundary.
+The chunks are GPT-2's, not Sennrich's: Sennrich et al. split the text at white space and
+marked the end of each word with a special symbol (``</w>`` in their released code), while
+GPT-2 cuts it with a regular expression into words that carry their leading space, runs of
+digits, runs of punctuation and runs of white space. :data:`CHUNK_PATTERN` is a simplified
+form of GPT-2's pattern (without its special cases for English contractions such as "'s").
 Chapter 2 builds the idea step by step and measures compression on the corpus.
 
 Training is fast because it works on *unique* chunks weighted by their counts and, after
@@ -17,6 +21,7 @@ import heapq
 import json
 import math
 import re
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -25,14 +30,18 @@ import numpy as np
 from . import runtime
 from .runtime import cache_dir
 
-#: Bump when training or chunking changes, so cached merges are retrained.
+#: Bump when training or chunking changes, so cached merges are retrained. (The optional
+#: ``train_seconds`` field of a saved tokenizer does not change the format: files written
+#: without it still load, with ``train_seconds = None``.)
 ALGORITHM_VERSION = 1
 #: Number of base tokens: one per byte value.
 BASE_VOCAB_SIZE = 256
 #: How text is cut into chunks before merging: a word (letters) with an optional leading
 #: space, a number, a run of other symbols (optional leading space), or white space. White
 #: space before a word is left to the word, so " the" is one chunk. Every character of any
-#: string belongs to exactly one chunk, so joining the chunks gives the text back.
+#: string belongs to exactly one chunk, so joining the chunks gives the text back. This is
+#: GPT-2's pre-tokenisation pattern (its released ``encoder.py``) without the alternatives
+#: for English contractions ('s, 't, 're, 've, 'm, 'll, 'd).
 CHUNK_PATTERN = r" ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"
 
 _CACHE_LIMIT = 500_000  # unique chunks remembered by encode() before the cache is cleared
@@ -81,10 +90,14 @@ class BPETokenizer:
     Token ``256 + k`` is made by merge ``k``, the pair ``merges[k]`` of earlier tokens.
     Build one with :meth:`train` (or :meth:`load`); ``encode`` returns an ``int64`` array
     like :class:`utils.data.CharTokenizer`, and ``decode(encode(s)) == s`` for every string.
+    ``train_seconds`` is the wall-clock time :meth:`train` took to learn these merges, kept
+    in the saved file so that a tokenizer read from the cache still reports the training
+    run that made it; it is ``None`` when unknown (merges passed in by hand, a file saved
+    without it, or a tokenizer cut from a larger one by :meth:`truncate`).
     Chapter 2 explains it.
     """
 
-    def __init__(self, merges=(), pattern: str = CHUNK_PATTERN):
+    def __init__(self, merges=(), pattern: str = CHUNK_PATTERN, train_seconds: float | None = None):
         merges = [tuple(int(t) for t in m) for m in merges]
         vocab = [bytes([i]) for i in range(BASE_VOCAB_SIZE)]
         for k, m in enumerate(merges):
@@ -100,6 +113,7 @@ class BPETokenizer:
         self._vocab = vocab
         self._ranks = {m: BASE_VOCAB_SIZE + k for k, m in enumerate(merges)}
         self._cache: dict[str, tuple[int, ...]] = {}
+        self.train_seconds: float | None = None if train_seconds is None else float(train_seconds)
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -111,6 +125,9 @@ class BPETokenizer:
         ``runtime.cache_dir('bpe')`` keyed by vocabulary size, a fingerprint of ``text`` and
         :data:`ALGORITHM_VERSION`; a later call reuses them (or the first merges of a larger
         cached vocabulary, which are the same). ``progress`` shows a tqdm bar over merges.
+        The returned tokenizer's ``train_seconds`` is the time this call spent learning the
+        merges or, for a tokenizer read from the cache, the time recorded by the call that
+        wrote it.
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}.")
@@ -121,8 +138,9 @@ class BPETokenizer:
             found = _load_cached(text, vocab_size)
             if found is not None:
                 return found
+        start = time.perf_counter()
         merges = _learn_merges(text, vocab_size - BASE_VOCAB_SIZE, CHUNK_PATTERN, progress)
-        tok = cls(merges)
+        tok = cls(merges, train_seconds=time.perf_counter() - start)
         if cache:
             tok.save(_cache_path(text, vocab_size))
         return tok
@@ -146,7 +164,8 @@ class BPETokenizer:
         """The tokenizer made of the first ``vocab_size - 256`` merges only.
 
         Because training is greedy, this is exactly what training with the smaller
-        ``vocab_size`` on the same text would give.
+        ``vocab_size`` on the same text would give. Its ``train_seconds`` is ``None``: the
+        time recorded for the larger vocabulary is not the time the smaller one needs.
         """
         vocab_size = _check_vocab_size(vocab_size)
         if vocab_size > self.vocab_size:
@@ -210,11 +229,15 @@ class BPETokenizer:
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
-        return {"format": "utils.bpe", "algorithm_version": ALGORITHM_VERSION, "pattern": self.pattern,
-                "vocab_size": self.vocab_size, "merges": [list(m) for m in self.merges]}
+        """The tokenizer as a JSON-ready dict (what :meth:`save` writes)."""
+        d = {"format": "utils.bpe", "algorithm_version": ALGORITHM_VERSION, "pattern": self.pattern,
+             "vocab_size": self.vocab_size, "merges": [list(m) for m in self.merges]}
+        if self.train_seconds is not None:
+            d["train_seconds"] = self.train_seconds
+        return d
 
     def save(self, path) -> Path:
-        """Write the tokenizer as JSON (pattern and merges); returns the path."""
+        """Write the tokenizer as JSON (pattern, merges and, if known, training time); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -224,11 +247,11 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path) -> "BPETokenizer":
-        """Read a tokenizer written by :meth:`save`."""
+        """Read a tokenizer written by :meth:`save` (``train_seconds`` is ``None`` if the file has none)."""
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         if d.get("format") != "utils.bpe":
             raise ValueError(f"{path} is not a tokenizer saved by utils.bpe (format={d.get('format')!r}).")
-        return cls(d["merges"], d.get("pattern", CHUNK_PATTERN))
+        return cls(d["merges"], d.get("pattern", CHUNK_PATTERN), train_seconds=d.get("train_seconds"))
 
     def __repr__(self) -> str:
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)})"
