@@ -360,3 +360,28 @@ def test_monte_carlo_error_of_the_interval_shrinks_with_more_resamples():
     many = fit_saturating_power_law(x, y, n_bootstrap=400, n_starts=2)
     assert few.mc_se.shape == (3, 2) and np.all(few.mc_se[2] > 0)
     assert many.mc_se[2].mean() < few.mc_se[2].mean()
+
+
+def test_compute_optimal_with_six_n_flops_per_token_matches_the_closed_form():
+    from utils.scaling import compute_optimal, HOFFMANN_2022
+    C = np.array([1e18, 1e20, 1e22])
+    closed = compute_optimal(C, HOFFMANN_2022)
+    numeric = compute_optimal(C, HOFFMANN_2022, flops_per_token=lambda N: 6 * np.asarray(N, dtype=float))
+    np.testing.assert_allclose(numeric.N_opt, closed.N_opt, rtol=1e-5)
+    np.testing.assert_allclose(numeric.D_opt, closed.D_opt, rtol=1e-5)
+
+
+def test_a_costlier_small_model_moves_the_optimum_to_larger_models():
+    # an overhead per token that does not grow with N (attention, the head) makes small models dearer
+    from utils.scaling import compute_optimal, optimal_size_exponent, HOFFMANN_2022
+    plain = compute_optimal(1e12, HOFFMANN_2022)
+    dear = compute_optimal(1e12, HOFFMANN_2022, flops_per_token=lambda N: 6 * np.asarray(N) + 3e5)
+    assert dear.N_opt > plain.N_opt and dear.tokens_per_param < plain.tokens_per_param
+    with pytest.raises(ValueError, match="positive, finite"):
+        compute_optimal(1e12, HOFFMANN_2022, flops_per_token=lambda N: -np.asarray(N))
+    N = np.repeat(np.geomspace(1e3, 1e5, 5), 3)
+    D = np.tile(np.geomspace(1e4, 1e6, 3), 5)
+    L = chinchilla_loss(N, D, {"E": 1.0, "A": 20.0, "B": 50.0, "alpha": 0.4, "beta": 0.3})
+    fit = fit_chinchilla(N, D, L, n_bootstrap=0)
+    a, ci = optimal_size_exponent(fit, 1e10, 1e12)
+    assert a == pytest.approx(fit.a_opt, rel=1e-4) and np.isnan(ci[0])

@@ -9,7 +9,7 @@ import pytest
 
 import utils.data
 from utils import sweep
-from utils.attention import count_params
+from utils.attention import count_params, train_flops_per_token
 from utils.data import CharDataset, CharTokenizer, train_val_split
 from utils.sweep import GRIDS, SweepGrid, load_results, plan, results_path, run_sweep
 
@@ -33,51 +33,108 @@ def dataset():
 
 
 def fake_train(calls):
-    """A stand-in for utils.train.train: no training, a loss that falls with N and D."""
-    def train_fn(model_config, train_config, dataset, progress=True):
+    """A stand-in for utils.train.train: no training, a loss that falls with N and D, branches included."""
+    def result(model_config, steps, batch_size):
         cfg = types.SimpleNamespace(**model_config)
         N = count_params(cfg, non_embedding=True)
-        tokens = train_config["max_iters"] * train_config["batch_size"] * model_config["n_ctx"]
+        tokens = steps * batch_size * model_config["n_ctx"]
         loss = 1.5 + 30 / N**0.3 + 40 / tokens**0.3
-        calls.append(model_config)
         return types.SimpleNamespace(
-            final_train_loss=loss - 0.01, final_val_loss=loss, tokens_seen=tokens, wall_time_s=0.01,
-            tokens_per_s=1e6, n_params=count_params(cfg), n_params_non_embedding=N, flops=6.0 * N * tokens,
-            device="cpu", history=[{"step": 0, "tokens": 0, "train_loss": 4.3, "val_loss": 4.3, "lr": 0.0},
-                                   {"step": train_config["max_iters"], "tokens": tokens,
-                                    "train_loss": loss - 0.01, "val_loss": loss, "lr": 1e-4}])
+            iters=steps, final_train_loss=loss - 0.01, final_val_loss=loss, tokens_seen=tokens, wall_time_s=0.01,
+            tokens_per_s=1e6, n_params=count_params(cfg), n_params_non_embedding=N,
+            flops=float(train_flops_per_token(cfg) * tokens), device="cpu", branches=[],
+            history=[{"step": 0, "tokens": 0, "train_loss": 4.3, "val_loss": 4.3, "lr": 0.0},
+                     {"step": steps, "tokens": tokens, "train_loss": loss - 0.01, "val_loss": loss, "lr": 1e-4}])
+
+    def train_fn(model_config, train_config, dataset, progress=True, branches=()):
+        calls.append((model_config, train_config["max_iters"], list(branches)))
+        res = result(model_config, train_config["max_iters"], train_config["batch_size"])
+        res.branches = [result(model_config, b, train_config["batch_size"]) for b in branches]
+        res.history = res.history[:1] + [{"step": b, "val_loss": 9.0} for b in branches] + res.history[1:]
+        return res
     return train_fn
 
 
-SMALL = SweepGrid(name="small", sizes=((1, 16), (2, 16), (2, 32)), budgets=(2e9, 4e9),
-                  lrs=((16, 1e-2), (32, 6e-3)), min_steps=10)
+SMALL = SweepGrid(name="small", sizes=((1, 16), (2, 16), (2, 32)), budgets=(5e9, 1e10), slice_steps=(40,),
+                  lrs=((16, 1e-2), (32, 6e-3)), min_steps=20, warmup_iters=5)
 
 
-def test_plan_trains_each_run_for_its_budget():
+def _points_by(grid, key):
+    out = {}
+    for p in plan(grid):
+        out.setdefault(key(p), []).append(p)
+    return out
+
+
+def test_plan_gives_each_point_its_budget_under_the_one_flop_count():
     for grid in (GRIDS["quick"], GRIDS["full"]):
         runs = plan(grid)
         assert len({r["run"] for r in runs}) == len(runs)
         for r in runs:
             assert r["steps"] >= grid.min_steps and r["D"] <= grid.max_tokens
             assert r["D"] == r["steps"] * grid.batch_size * grid.n_ctx
-            assert math.isclose(r["C"], r["budget"], rel_tol=0.01)  # C = 6 N D up to whole steps
             cfg = types.SimpleNamespace(**r["model_config"])
+            assert r["flops_per_token"] == train_flops_per_token(cfg)
+            assert r["C"] == r["flops_per_token"] * r["D"] and r["C_6ND"] == 6 * r["N"] * r["D"]
+            if r["budget"] is not None:  # within half an optimiser step of the budget
+                assert abs(r["C"] - r["budget"]) <= 0.5 * r["flops_per_token"] * grid.tokens_per_step
             assert r["N"] == count_params(cfg, non_embedding=True) and r["N_total"] == count_params(cfg)
             tc = r["train_config"]
-            assert tc["max_iters"] == r["steps"] and tc["warmup_iters"] < r["steps"]
+            assert tc["max_iters"] == r["steps"] and tc["schedule"] == "wsd"
+            assert tc["warmup_iters"] == grid.warmup_iters < r["steps"] * (1 - grid.cooldown_fraction)
             assert tc["min_lr"] == pytest.approx(grid.min_lr_ratio * tc["lr"])
 
 
-def test_every_budget_has_enough_sizes_for_an_isoflop_parabola():
-    for grid in (GRIDS["quick"], GRIDS["full"]):
-        runs = plan(grid)
-        for C in grid.budgets:
-            assert sum(r["budget"] == C for r in runs) >= 3, (grid.name, C)
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_every_fitted_slice_has_at_least_seven_distinct_points(profile):
+    grid = GRIDS[profile]
+    # L(N) at fixed D: every shared step count reaches at least 7 sizes
+    for steps, pts in _points_by(grid, lambda p: p["steps"] if p["budget"] is None else None).items():
+        if steps is not None:
+            assert len({p["N"] for p in pts} | set()) >= 7 or steps in {q["steps"] for q in plan(grid)
+                                                                        if q["budget"] is not None}, steps
+    shared = [s for s in grid.slice_steps]
+    for s in shared:
+        sizes = {p["trunk"] for p in plan(grid) if p["steps"] == s}
+        assert len(sizes) >= 7, (profile, s, sizes)
+    # L(D) at fixed N: at least 7 sizes have at least 7 distinct token counts
+    rich = [t for t, pts in _points_by(grid, lambda p: p["trunk"]).items() if len({p["D"] for p in pts}) >= 7]
+    assert len(rich) >= 5, (profile, rich)
 
 
-@pytest.mark.parametrize("profile, minimum", [("quick", 1.5), ("full", 2.5)])
-def test_grid_spans_the_required_decades_of_parameters(profile, minimum):
-    assert sweep.decades(GRIDS[profile]) >= minimum
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_every_isoflop_profile_brackets_the_plausible_optimum(profile):
+    # the quick sweep's IsoFLOP minima lie between about 20 and 150 tokens per parameter (Chapter 6); every
+    # budget needs two sizes on each side of a wider range, 20 to 250, so two points flank any minimum in it
+    grid = GRIDS[profile]
+    for budget, pts in _points_by(grid, lambda p: p["budget"]).items():
+        if budget is None:
+            continue
+        ratios = sorted(p["tokens_per_param"] for p in pts)
+        assert sum(r > 250 for r in ratios) >= 2 and sum(r < 20 for r in ratios) >= 2, (profile, budget, ratios)
+
+
+@pytest.mark.parametrize("profile, c_decades", [("quick", 1.0), ("full", 0.9)])
+def test_joint_fit_gets_forty_points_over_two_decades_of_N_and_a_decade_of_C(profile, c_decades):
+    # full is data-limited: above its largest budget the small models would need more than four epochs
+    grid = GRIDS[profile]
+    pts = plan(grid)
+    assert len(pts) >= 40
+    assert sweep.decades(grid) >= 2.0
+    budgets = [p["C"] for p in pts if p["budget"] is not None]
+    assert math.log10(max(budgets) / min(budgets)) >= c_decades
+
+
+def test_branches_cost_less_than_separate_runs():
+    grid = GRIDS["quick"]
+    f = grid.cooldown_fraction
+    for t in sweep.trunks(grid):
+        steps = t["branches"] + [t["train_config"]["max_iters"]]
+        assert t["branches"] == sorted(t["branches"]) and max(steps) == t["train_config"]["max_iters"]
+        assert {p["steps"] for p in t["points"]} == set(steps)
+    with_branches = sum((1 - f) * t["train_config"]["max_iters"] + f * sum(p["steps"] for p in t["points"])
+                        for t in sweep.trunks(grid))
+    assert with_branches < 0.5 * sum(p["steps"] for p in plan(grid))  # under half the optimiser steps
 
 
 def test_parameter_counts_match_the_model():
@@ -87,6 +144,7 @@ def test_parameter_counts_match_the_model():
         model = GPT(GPTConfig(**r["model_config"]))
         assert model.num_params(non_embedding=True) == r["N"]
         assert model.num_params(non_embedding=False) == r["N_total"]
+        assert model.train_flops_per_token() == r["flops_per_token"]
 
 
 def test_heads_are_never_wider_than_head_dim():
@@ -96,6 +154,24 @@ def test_heads_are_never_wider_than_head_dim():
     for n_layer, n_embd in grid.sizes:  # every rung is a valid model
         cfg = GPTConfig(**grid.model_config(n_layer, n_embd))
         assert cfg.n_embd // cfg.n_head <= grid.head_dim and cfg.n_embd % cfg.n_head == 0
+
+
+def test_shape_for_params_finds_the_nearest_valid_width():
+    grid = GRIDS["quick"]
+    for n_layer, n_embd in grid.sizes:
+        N = count_params(types.SimpleNamespace(**grid.model_config(n_layer, n_embd)), non_embedding=True)
+        assert sweep.shape_for_params(grid, N) == (n_layer, n_embd)
+    L, w = sweep.shape_for_params(grid, 50_000)
+    assert L == grid.family_layers and w % grid.n_head(w) == 0
+    with pytest.raises(ValueError, match="positive"):
+        sweep.shape_for_params(grid, -3)
+
+
+def test_learning_rate_is_interpolated_between_ladder_widths():
+    grid = GRIDS["quick"]
+    assert sweep.lr_for_width(grid, 32) == 6e-3
+    assert 4e-3 < sweep.lr_for_width(grid, 40) < 6e-3
+    assert sweep.lr_for_width(grid, 4) == 1.5e-2 and sweep.lr_for_width(grid, 512) == 3e-3
 
 
 def test_quick_grid_repeats_the_data_at_most_four_times():
@@ -112,54 +188,73 @@ def test_results_file_is_in_the_cache_and_named_by_the_grid(tmp_path):
     assert a != b and a.name.startswith("quick-")
     assert results_path(GRIDS["quick"]) == a  # stable
     assert results_path(dataclasses.replace(GRIDS["quick"], num_threads=1)) == a  # threads do not change results
+    assert results_path(GRIDS["quick"], "heldout") != a
 
 
-def test_resume_skips_finished_runs(dataset):
+def test_each_size_trains_once_with_a_branch_per_point(dataset):
     calls = []
-    first = run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False, max_runs=2)
-    assert len(first) == 2 and len(calls) == 2
+    results = run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False)
+    assert len(calls) == len(SMALL.sizes) and len(results) == len(plan(SMALL))
+    for model_config, steps, branches in calls:
+        mine = [p["steps"] for p in plan(SMALL) if p["model_config"] == model_config]
+        assert steps == max(mine) and branches == sorted(set(mine) - {steps})
+
+
+def test_resume_trains_only_the_missing_points(dataset):
+    calls = []
+    first = run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False, max_trunks=1)
+    assert len(calls) == 1 and 0 < len(first) < len(plan(SMALL))
     everything = run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False)
-    assert len(calls) == len(plan(SMALL)) == len(everything)  # only the missing runs were trained
+    assert len(calls) == len(SMALL.sizes) and len(everything) == len(plan(SMALL))
     assert [r["run"] for r in everything] == [r["run"] for r in plan(SMALL)]
     again = run_sweep(SMALL, train_fn=fake_train(calls), progress=False)  # finished: no data, no training
-    assert len(calls) == len(plan(SMALL)) and again == everything
-    assert len(results_path(SMALL).read_text().splitlines()) == len(plan(SMALL))
+    assert len(calls) == len(SMALL.sizes) and again == everything
+    # lose one point of the longest size: its trunk is retrained only up to what is missing
+    path = results_path(SMALL)
+    lines = path.read_text().splitlines()
+    victim = min((json.loads(x) for x in lines), key=lambda r: r["steps"])
+    path.write_text("\n".join(x for x in lines if json.loads(x)["run"] != victim["run"]) + "\n")
+    run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False)
+    assert calls[-1][1] == victim["steps"] and calls[-1][2] == []
 
 
 def test_a_line_cut_by_a_kill_is_trained_again(dataset):
     calls = []
-    run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False, max_runs=2)
+    run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False, max_trunks=1)
     path = results_path(SMALL)
     lines = path.read_text().splitlines()
-    path.write_text(lines[0] + "\n" + lines[1][:40])  # the second write was interrupted
-    assert [r["run"] for r in load_results(path)] == [json.loads(lines[0])["run"]]
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])  # the last write was interrupted
+    assert len(load_results(path)) == len(lines) - 1
     results = run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False)
-    assert len(results) == len(plan(SMALL)) and len(calls) == 2 + len(plan(SMALL)) - 1
-    assert len(load_results(path)) == len(plan(SMALL))  # the new line did not glue onto the broken one
+    assert len(results) == len(plan(SMALL))
+    assert len(load_results(path)) == len(plan(SMALL))  # the new lines did not glue onto the broken one
 
 
 def test_results_schema(dataset):
     results = run_sweep(SMALL, dataset=dataset, train_fn=fake_train([]), progress=False)
     for r in results:
-        for key in ("run", "budget", "n_layer", "n_head", "n_embd", "N", "N_total", "n_params",
-                    "n_params_non_embedding", "steps", "D", "C", "flops", "tokens_per_param",
-                    "final_train_loss", "final_val_loss", "final_train_bpc", "final_val_bpc", "wall_time_s",
-                    "model_config", "train_config", "history", "grid"):
+        for key in ("run", "trunk", "budget", "n_layer", "n_head", "n_embd", "N", "N_total", "N_matmul",
+                    "n_params", "n_params_non_embedding", "steps", "D", "C", "C_6ND", "C_kaplan", "flops",
+                    "flops_per_token", "tokens_per_param", "final_train_loss", "final_val_loss",
+                    "final_train_bpc", "final_val_bpc", "constant_lr_val_loss", "wall_time_s",
+                    "trunk_wall_time_s", "model_config", "train_config", "history", "grid"):
             assert key in r, key
         assert r["N"] == r["n_params_non_embedding"] < r["N_total"] == r["n_params"]
-        assert r["C"] == pytest.approx(6 * r["N"] * r["D"])
+        assert r["C"] == r["flops_per_token"] * r["D"] > r["C_6ND"]
         assert r["final_val_bpc"] == pytest.approx(r["final_val_loss"] / math.log(2))
         assert r["history"][-1]["val_loss"] == r["final_val_loss"]
     assert sweep.summary(results).count("\n") == len(results) + 2
 
 
-def test_one_real_tiny_run_records_sensible_losses(dataset, tmp_path):
+def test_real_branches_equal_independent_runs_of_their_length(dataset, tmp_path):
     grid = GRIDS["tiny"]
-    results = run_sweep(grid, path=tmp_path / "tiny.jsonl", dataset=dataset, progress=False, max_runs=1)
-    (r,) = results
-    assert r["D"] == r["steps"] * grid.batch_size * grid.n_ctx
-    assert r["history"][0]["val_loss"] == pytest.approx(math.log(76), abs=0.3)  # untrained: about ln V
-    assert np.isfinite(r["final_val_loss"]) and r["final_val_loss"] < r["history"][0]["val_loss"]
+    results = run_sweep(grid, path=tmp_path / "tiny.jsonl", dataset=dataset, progress=False, workers=1)
+    alone = sweep.train_points(grid, [sweep.make_point(grid, r["n_layer"], r["n_embd"], r["steps"], seed=grid.seed)
+                                      for r in results[:3]], "alone", dataset=dataset, progress=False)
+    for r, a in zip(results, alone):
+        assert a["final_val_loss"] == r["final_val_loss"] and a["D"] == r["D"]
+    for r in results:
+        assert np.isfinite(r["final_val_loss"]) and r["final_val_loss"] < math.log(76) + 0.3
 
 
 def test_cli_runs_a_tiny_grid_and_prints_a_summary(dataset, tmp_path, monkeypatch, capsys):
@@ -171,6 +266,16 @@ def test_cli_runs_a_tiny_grid_and_prints_a_summary(dataset, tmp_path, monkeypatc
     assert "lowest validation loss" in text and str(out) in text
     sweep.main(["--profile", "tiny", "--list"])
     assert "decades" in capsys.readouterr().out
+
+
+def test_bench_prints_both_ways_and_their_ratio(dataset, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(utils.data, "load_dataset", lambda *a, **k: dataset)
+    res = sweep.bench("tiny", sizes=((2, 16),), workers=1, out_dir=tmp_path, progress=False)
+    assert res["points"] == len([p for p in plan(GRIDS["tiny"]) if p["n_layer"] == 2])
+    for name in ("separate cosine runs", "wsd trunks with branches"):
+        assert res[name]["seconds"] > 0 and res[name]["points_per_minute"] > 0
+    assert res["ratio"] == pytest.approx(res["separate cosine runs"]["seconds"] /
+                                         res["wsd trunks with branches"]["seconds"], rel=0.05, abs=0.02)
 
 
 def test_parallel_workers_give_the_same_results_as_one_process(dataset, tmp_path):
@@ -202,9 +307,11 @@ def test_bad_input_is_explained(dataset):
         SweepGrid(name="x", sizes=((2, 48),), budgets=(1e9,), lrs=((16, 1e-2),))
     with pytest.raises(ValueError, match="cannot be split into 3 heads"):
         SweepGrid(name="x", sizes=((2, 34),), budgets=(1e9,), lrs=((34, 1e-2),))
+    with pytest.raises(ValueError, match="warm-up"):
+        SweepGrid(name="x", sizes=((2, 16),), budgets=(1e9,), lrs=((16, 1e-2),), min_steps=20, warmup_iters=50)
     with pytest.raises(ValueError, match="workers"):
         run_sweep(SMALL, workers=0, train_fn=fake_train([]), progress=False)
-    with pytest.raises(ValueError, match="no runs"):
+    with pytest.raises(ValueError, match="no IsoFLOP points"):
         plan(SweepGrid(name="x", sizes=((1, 16),), budgets=(1.0,), lrs=((16, 1e-2),)))
     with pytest.raises(TypeError, match="SweepGrid"):
         run_sweep(42)
@@ -212,3 +319,13 @@ def test_bad_input_is_explained(dataset):
                         train=np.zeros(300, dtype=np.int64), val=np.zeros(100, dtype=np.int64))
     with pytest.raises(ValueError, match="vocab_size"):
         run_sweep(SMALL, dataset=other, train_fn=fake_train([]), progress=False)
+
+
+def test_flops_of_params_follows_the_ladder_exactly_at_real_widths():
+    for grid in (GRIDS["quick"], GRIDS["full"]):
+        for n_layer, n_embd in grid.sizes:
+            if n_layer != grid.family_layers:
+                continue
+            N = count_params(types.SimpleNamespace(**grid.model_config(n_layer, n_embd)), non_embedding=True)
+            assert grid.flops_of_params(N) == pytest.approx(grid.flops_per_token(n_layer, n_embd), rel=1e-9)
+    assert np.all(np.diff(GRIDS["quick"].flops_of_params(np.geomspace(1e3, 1e7, 20))) > 0)

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 __all__ = [
     "KAPLAN_2020", "HOFFMANN_2022", "BESIROGLU_2024", "HOFFMANN_GRID",
     "PowerLawFit", "SaturatingFit", "ChinchillaFit", "ComputeOptimal", "IsoFLOPMinima",
-    "fit_power_law", "fit_saturating_power_law", "fit_chinchilla", "compute_optimal",
+    "fit_power_law", "fit_saturating_power_law", "fit_chinchilla", "compute_optimal", "optimal_size_exponent",
     "isoflop_minima", "chinchilla_loss", "kaplan_loss", "huber",
 ]
 
@@ -724,28 +724,78 @@ def _constants(fit) -> dict[str, float]:
     return c
 
 
-def compute_optimal(C, fit) -> ComputeOptimal:
-    """``N_opt`` and ``D_opt`` minimising ``L(N, D) = E + A/N^alpha + B/D^beta`` subject to ``C = 6 N D``
+def compute_optimal(C, fit, flops_per_token=None) -> ComputeOptimal:
+    """``N_opt`` and ``D_opt`` minimising ``L(N, D) = E + A/N^alpha + B/D^beta`` at training compute ``C``
     (Chapter 7; Hoffmann et al. 2022, eq. 4).
 
-    Closed form: ``G = (alpha A / (beta B))**(1/(alpha+beta))``, ``N_opt = G (C/6)**(beta/(alpha+beta))``,
-    ``D_opt = (C/6)**(alpha/(alpha+beta)) / G``. ``C`` (FLOPs) may be a scalar or an array; ``fit`` is a
-    :class:`ChinchillaFit` or a dict of constants such as :data:`HOFFMANN_2022`. Returns a
-    :class:`ComputeOptimal` ``(N_opt, D_opt, tokens_per_param = D_opt/N_opt, loss at the optimum)``;
-    scalars in, floats out.
+    By default compute is ``C = 6 N D``, and the closed form holds:
+    ``G = (alpha A / (beta B))**(1/(alpha+beta))``, ``N_opt = G (C/6)**(beta/(alpha+beta))``,
+    ``D_opt = (C/6)**(alpha/(alpha+beta)) / G``. With ``flops_per_token`` (a function of ``N``, e.g. a
+    sweep grid's :meth:`~utils.sweep.SweepGrid.flops_of_params`, Chapter 6) compute is
+    ``C = flops_per_token(N) · D`` and the optimum is found numerically along that constraint.
+    ``C`` (FLOPs) may be a scalar or an array; ``fit`` is a :class:`ChinchillaFit` or a dict of
+    constants such as :data:`HOFFMANN_2022`. Returns a :class:`ComputeOptimal`
+    ``(N_opt, D_opt, tokens_per_param = D_opt/N_opt, loss at the optimum)``; scalars in, floats out.
     """
     c = _constants(fit)
     scalar = np.ndim(C) == 0
     C_arr = _positive_array("C", np.atleast_1d(np.asarray(C, dtype=float)))
     al, be = c["alpha"], c["beta"]
-    G = (al * c["A"] / (be * c["B"])) ** (1.0 / (al + be))
-    N_opt = G * (C_arr / 6.0) ** (be / (al + be))
-    D_opt = (C_arr / 6.0) ** (al / (al + be)) / G
+    if flops_per_token is None:
+        G = (al * c["A"] / (be * c["B"])) ** (1.0 / (al + be))
+        N_opt = G * (C_arr / 6.0) ** (be / (al + be))
+        D_opt = (C_arr / 6.0) ** (al / (al + be)) / G
+    else:
+        N_opt = np.array([_numeric_optimum(float(ci), c, flops_per_token) for ci in C_arr])
+        D_opt = C_arr / np.asarray(flops_per_token(N_opt), dtype=float)
     loss = chinchilla_loss(N_opt, D_opt, c)
     out = (N_opt, D_opt, D_opt / N_opt, loss)
     if scalar:
         out = tuple(float(v[0]) for v in out)
     return ComputeOptimal(*out)
+
+
+def _numeric_optimum(C: float, c: Mapping[str, float], flops_per_token) -> float:
+    """The ``N`` minimising ``L(N, C / flops_per_token(N))``: a log-spaced scan, then a bounded refinement."""
+    x = np.linspace(0.0, math.log(C / 6.0), 2001)        # N from 1 to the largest with D >= 1 under 6ND
+    f = np.asarray(flops_per_token(np.exp(x)), dtype=float)
+    if f.shape != x.shape or not np.all(np.isfinite(f) & (f > 0)):
+        raise ValueError("flops_per_token(N) must return positive, finite FLOPs per token for an array of N.")
+    loss = chinchilla_loss(np.exp(x), C / f, c)
+    i = int(np.argmin(loss))
+    lo, hi = x[max(i - 1, 0)], x[min(i + 1, len(x) - 1)]
+    res = optimize.minimize_scalar(lambda t: float(chinchilla_loss(math.exp(t), C / float(flops_per_token(
+        np.array([math.exp(t)]))[0]), c)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
+    return float(math.exp(res.x))
+
+
+def optimal_size_exponent(fit, C_lo: float, C_hi: float, flops_per_token=None, level: float | None = None):
+    """The exponent ``a`` of ``N_opt ∝ C^a`` between budgets ``C_lo`` and ``C_hi`` implied by a joint fit,
+    with a bootstrap interval (Chapter 6).
+
+    Under ``C = 6 N D`` this is ``beta/(alpha + beta)`` at every budget; with ``flops_per_token`` it is
+    the slope ``ln(N_opt(C_hi)/N_opt(C_lo)) / ln(C_hi/C_lo)``, which changes with the budget. The
+    interval repeats the computation for every bootstrap refit of ``fit`` (a :class:`ChinchillaFit`)
+    and takes percentiles at ``level`` (default the fit's); ``(nan, nan)`` without refits.
+    Returns ``(a, (lo, hi))``."""
+    if not isinstance(fit, ChinchillaFit):
+        raise TypeError(f"optimal_size_exponent needs a ChinchillaFit (for its bootstrap refits), got "
+                        f"{type(fit).__name__}.")
+    if not (0 < C_lo < C_hi):
+        raise ValueError(f"need 0 < C_lo < C_hi, got C_lo={C_lo!r}, C_hi={C_hi!r}.")
+    level = fit.level if level is None else _check_level(level)
+
+    def slope(consts) -> float:
+        n = compute_optimal(np.array([C_lo, C_hi]), consts, flops_per_token).N_opt
+        return float(np.log(n[1] / n[0]) / math.log(C_hi / C_lo))
+
+    a = slope(fit.to_dict())
+    if len(fit.samples) == 0:
+        return a, (float("nan"), float("nan"))
+    keys = ("E", "A", "B", "alpha", "beta")
+    vals = np.array([slope(dict(zip(keys, row))) for row in fit.samples])
+    lo, hi = np.percentile(vals, [50 * (1 - level), 50 * (1 + level)])
+    return a, (float(lo), float(hi))
 
 
 # ---------------------------------------------------------------------------------------------

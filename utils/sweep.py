@@ -1,22 +1,28 @@
-"""The scaling sweep: train a grid of (model size x compute budget) runs and keep every result.
+"""The scaling sweep: a grid of (model size x token count) points, bought with cool-down branches.
 
 Chapter 6 runs it and fits scaling laws to what it writes. A :class:`SweepGrid` names a ladder
-of model shapes and a few compute budgets ``C`` (FLOPs). For every budget it trains each size
-of the ladder for ``D = C / (6 N)`` tokens (``N`` non-embedding parameters), with a warm-up and
-a cosine learning-rate schedule as long as that run, so each budget's runs form one *IsoFLOP*
-profile (Hoffmann et al. 2022, Approach 2). Because ``N`` roughly doubles at every rung of the
-ladder and budgets double, the same runs also give ``L(D)`` at fixed ``N`` (one size across
-budgets) and ``L(N)`` at (nearly) fixed ``D``. On the CPU, runs train two (or more) at a time
-in separate one-thread processes, one per core.
+of model shapes, a few compute budgets ``C`` (training FLOPs, counted with the course's one count
+:func:`utils.attention.train_flops_per_token`) and a few shared step counts. Every size gets a
+*point* at ``D = C / flops_per_token`` tokens for each budget (the budget's runs form one
+*IsoFLOP* profile, Hoffmann et al. 2022, Approach 2), and one at each shared step count (the
+points of all sizes at one step count give ``L(N)`` at fixed ``D``).
 
-Every finished run is appended at once, as one JSON line, to a results file in
-``runtime.cache_dir('sweeps')`` named by a hash of the grid, and runs already in the file are
-skipped: a killed sweep resumes where it stopped, and a finished one costs nothing to load.
+Every point is what a warm-up, constant, cool-down (``wsd``) run of its length would end with
+(Hägele et al. 2024). Such runs share everything before their cool-downs, so each size is trained
+**once**, as one *trunk*, and a short cool-down is branched off at every point's length
+(:func:`utils.train.train` with ``branches``): a size pays for its longest run plus a fifth of the
+others, instead of for all of them. ``python -m utils.sweep --bench`` measures the gain against
+training every point separately with its own cosine schedule, the way the course did before.
+
+Finished trunks are appended at once, one JSON line per point, to a results file in
+``runtime.cache_dir('sweeps')`` named by a hash of the grid, and points already in the file are
+skipped: a killed sweep resumes with the unfinished sizes, and a finished one loads in a second.
 
 Command line (prints a summary table)::
 
-    python -m utils.sweep --profile quick          # about 6 minutes on an idle 2-core CPU
+    python -m utils.sweep --profile quick          # the quick sweep (a few minutes on a 2-core CPU)
     python -m utils.sweep --profile full --list    # the plan only, no training
+    python -m utils.sweep --bench                  # branches against separate runs, side by side
 """
 from __future__ import annotations
 
@@ -30,36 +36,42 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterable
 
 from . import runtime
-from .attention import count_params
+from .attention import count_params, kaplan_train_flops_per_token, matmul_params, train_flops_per_token
 
-__all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "results_path", "load_results", "run_sweep",
-           "missing_runs", "summary", "decades", "default_workers", "main"]
+__all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "trunks", "results_path", "load_results", "run_sweep",
+           "missing_points", "summary", "decades", "default_workers", "shape_for_params", "lr_for_width",
+           "train_points", "schedule_check", "bench", "main"]
 
-SCHEMA_VERSION = 1  # bump when the fields of a result line change
+SCHEMA_VERSION = 2  # bump when the fields of a result line change
 
 
 @dataclass(frozen=True)
 class SweepGrid:
-    """A scaling sweep's definition: model shapes, compute budgets and how each run is trained.
+    """A scaling sweep's definition: model shapes, compute budgets, shared step counts, training recipe.
 
     ``sizes`` are ``(n_layer, n_embd)`` pairs (heads at most ``head_dim`` wide); ``budgets`` are
-    training compute budgets ``C`` in FLOPs. A run exists for every (budget, size) pair whose
-    token count ``D = C / (6 N)`` gives at least ``min_steps`` optimiser steps, at most
-    ``max_tokens`` tokens and at most ``max_tokens_per_param`` tokens per parameter. ``lrs`` maps ``n_embd`` to the peak learning rate (one per width);
-    the schedule warms up for ``warmup_fraction`` of the run (at least ``min_warmup`` steps) and
-    decays by a cosine to ``min_lr_ratio`` times the peak at the run's last step. Losses are
-    measured on ``eval_iters`` fixed batches (the same for every run) every ``eval_every`` steps
-    and at the end.
-    The grid's :meth:`key` hashes every field, so a changed grid gets a new results file.
+    training compute budgets ``C`` in FLOPs (:func:`utils.attention.train_flops_per_token` per token);
+    ``slice_steps`` are step counts at which every size also gets a point (``L(N)`` at fixed ``D``).
+    A point exists where its step count is at least ``min_steps`` and its tokens at most
+    ``max_tokens`` and ``max_tokens_per_param`` times ``N``. ``lrs`` maps ``n_embd`` to the peak
+    learning rate (one per width). Every point is a ``wsd`` run: linear warm-up over ``warmup_iters``
+    steps (the same for every length, so that runs of one size share it), the peak rate, and a
+    linear cool-down to ``min_lr_ratio`` times the peak over the last ``cooldown_fraction`` of its
+    steps. Losses are measured on ``eval_iters`` fixed batches, the same for every run.
+    ``family_layers`` is the depth of the shapes built for sizes between or beyond the ladder's
+    (:func:`shape_for_params`, Chapter 6's prediction). The grid's :meth:`key` hashes every field
+    (but ``num_threads``), so a changed grid gets a new results file.
     """
 
     name: str
     sizes: tuple
     budgets: tuple
     lrs: tuple  # ((n_embd, lr), ...)
+    slice_steps: tuple = ()
     n_ctx: int = 64
     batch_size: int = 16
     head_dim: int = 16
@@ -67,12 +79,12 @@ class SweepGrid:
     min_steps: int = 100
     max_tokens: int = 4_300_000
     max_tokens_per_param: float = math.inf
-    warmup_fraction: float = 0.05
-    min_warmup: int = 10
+    warmup_iters: int = 50
+    cooldown_fraction: float = 0.2
     min_lr_ratio: float = 0.1
     eval_iters: int = 20
-    eval_every: int = 512
     seed: int = 1337
+    family_layers: int = 2
     num_threads: int | None = None  # CPU threads per run (None: torch's default); does not change results
 
     def __post_init__(self):
@@ -90,6 +102,13 @@ class SweepGrid:
                 raise ValueError(f"no learning rate for width n_embd={s[1]}; add it to lrs={self.lrs!r}.")
         if any(not (c > 0 and math.isfinite(c)) for c in self.budgets):
             raise ValueError(f"budgets must be positive FLOP counts; got {self.budgets!r}.")
+        if any(int(s) != s or s < 1 for s in self.slice_steps):
+            raise ValueError(f"slice_steps must be positive whole step counts; got {self.slice_steps!r}.")
+        if not 0 < self.cooldown_fraction < 1:
+            raise ValueError(f"cooldown_fraction must be in (0, 1), got {self.cooldown_fraction!r}.")
+        if self.min_steps * (1 - self.cooldown_fraction) < self.warmup_iters:
+            raise ValueError(f"the shortest run ({self.min_steps} steps) would start cooling down inside the "
+                             f"warm-up of {self.warmup_iters} steps; raise min_steps or shorten the warm-up.")
 
     def n_head(self, n_embd: int) -> int:
         """Heads of a width: ``ceil(n_embd / head_dim)``, so no head is wider than ``head_dim``
@@ -108,95 +127,201 @@ class SweepGrid:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def model_config(self, n_layer: int, n_embd: int) -> dict:
-        """The model configuration (GPTConfig fields) of one rung of the ladder."""
+        """The model configuration (GPTConfig fields) of one shape."""
         return {"vocab_size": self.vocab_size, "n_ctx": self.n_ctx, "n_layer": int(n_layer),
                 "n_head": self.n_head(n_embd), "n_embd": int(n_embd), "dropout": 0.0, "bias": True}
 
-    def train_config(self, steps: int, n_embd: int) -> dict:
-        """The training configuration (TrainConfig fields) of a run of ``steps`` steps at width ``n_embd``."""
-        lr = float(dict(self.lrs)[n_embd])
+    def flops_per_token(self, n_layer: int, n_embd: int) -> int:
+        """Training FLOPs per token of a shape: :func:`utils.attention.train_flops_per_token`."""
+        return train_flops_per_token(SimpleNamespace(**self.model_config(n_layer, n_embd)))
+
+    def flops_of_params(self, N, n_layer: int | None = None):
+        """Training FLOPs per token of a shape of depth ``n_layer`` (default ``family_layers``) with ``N``
+        non-embedding parameters, its width solved from ``N = n_layer (12 d² + 13 d) + 2 d`` and allowed to
+        be fractional: the cost curve along which :func:`utils.scaling.compute_optimal` searches (Chapter 6).
+        Equals :meth:`flops_per_token` at the widths of real shapes. Accepts scalars or arrays."""
+        import numpy as np
+
+        L = self.family_layers if n_layer is None else int(n_layer)
+        N = np.asarray(N, dtype=float)
+        b = 13 * L + 2
+        d = (-b + np.sqrt(b * b + 48 * L * N)) / (24 * L)
+        return 6 * (12 * L * d ** 2 + self.vocab_size * d) + 12 * L * self.n_ctx * d
+
+    def train_config(self, steps: int, n_embd: int, schedule: str = "wsd", seed: int | None = None) -> dict:
+        """The training configuration (TrainConfig fields) of a run of ``steps`` steps at width ``n_embd``.
+
+        ``schedule="cosine"`` gives the same run with a cosine decay over its whole length instead of
+        the cool-down (Chapter 6 compares the two); ``seed`` replaces the grid's seed."""
+        lr = lr_for_width(self, n_embd)
         extra = {"num_threads": self.num_threads} if self.num_threads else {}
         return {**extra, "batch_size": self.batch_size, "max_iters": int(steps), "lr": lr,
-                "min_lr": lr * self.min_lr_ratio,
-                "warmup_iters": max(self.min_warmup, round(self.warmup_fraction * steps)),
-                "eval_interval": int(min(steps, self.eval_every)), "eval_iters": self.eval_iters,
-                "seed": self.seed}
+                "min_lr": lr * self.min_lr_ratio, "warmup_iters": self.warmup_iters,
+                "schedule": schedule, "cooldown_fraction": self.cooldown_fraction,
+                "eval_interval": int(steps), "eval_iters": self.eval_iters,
+                "seed": self.seed if seed is None else int(seed)}
+
+
+def lr_for_width(grid: SweepGrid, n_embd: int) -> float:
+    """The peak learning rate of a width: the grid's own, or interpolated log-linearly between its widths
+    (held constant beyond the ends). Chapter 6's prediction trains widths that are not on the ladder."""
+    table = sorted((float(w), float(lr)) for w, lr in grid.lrs)
+    w = float(n_embd)
+    for ww, lr in table:
+        if ww == w:
+            return lr
+    if w <= table[0][0]:
+        return table[0][1]
+    if w >= table[-1][0]:
+        return table[-1][1]
+    for (w0, l0), (w1, l1) in zip(table, table[1:]):
+        if w0 <= w <= w1:
+            t = math.log(w / w0) / math.log(w1 / w0)
+            return float(math.exp(math.log(l0) + t * math.log(l1 / l0)))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _size_label(n_layer: int, n_embd: int) -> str:
     return f"L{n_layer}-d{n_embd}"
 
 
-def plan(grid: SweepGrid) -> list[dict]:
-    """The runs of ``grid``, without training: one dict per run, ordered by budget then size.
+def _counts(grid: SweepGrid, n_layer: int, n_embd: int) -> dict:
+    cfg = SimpleNamespace(**grid.model_config(n_layer, n_embd))
+    return {"N": count_params(cfg, non_embedding=True), "N_total": count_params(cfg), "N_matmul": matmul_params(cfg),
+            "flops_per_token": train_flops_per_token(cfg), "kaplan_flops_per_token": kaplan_train_flops_per_token(cfg)}
 
-    Each has ``run`` (a unique name), ``budget`` (the nominal ``C``), ``n_layer, n_head, n_embd``,
-    ``N`` (non-embedding parameters, :func:`utils.attention.count_params`), ``N_total``,
-    ``steps``, ``D`` (tokens), ``C`` (``6 N D``, within rounding of ``budget``),
-    ``tokens_per_param``, ``model_config`` and ``train_config`` (Chapter 6).
+
+def _point(grid: SweepGrid, n_layer: int, n_embd: int, steps: int, budget: float | None, counts: dict) -> dict:
+    D = steps * grid.tokens_per_step
+    name = f"C{budget:.3g}-" if budget is not None else f"S{steps}-"
+    return {
+        "run": name + _size_label(n_layer, n_embd), "trunk": _size_label(n_layer, n_embd),
+        "budget": None if budget is None else float(budget), "n_layer": int(n_layer),
+        "n_head": grid.n_head(n_embd), "n_embd": int(n_embd), **counts, "steps": int(steps), "D": D,
+        "C": float(counts["flops_per_token"] * D), "C_6ND": 6.0 * counts["N"] * D,
+        "C_kaplan": float(counts["kaplan_flops_per_token"] * D), "tokens_per_param": D / counts["N"],
+        "model_config": grid.model_config(n_layer, n_embd), "train_config": grid.train_config(steps, n_embd),
+    }
+
+
+def plan(grid: SweepGrid) -> list[dict]:
+    """The points of ``grid``, without training: one dict per point, IsoFLOP points (by budget, then
+    size) first, then the shared-step points (by step count, then size).
+
+    Each has ``run`` (a unique name), ``trunk`` (the size it branches from), ``budget`` (the nominal
+    ``C``, ``None`` for a shared-step point), ``n_layer, n_head, n_embd``, ``N`` (non-embedding
+    parameters), ``N_total``, ``N_matmul``, ``flops_per_token`` (the course's count) and
+    ``kaplan_flops_per_token``, ``steps``, ``D`` (tokens), ``C`` (``flops_per_token * D``, within
+    whole steps of ``budget``), ``C_6ND`` (``6 N D``) and ``C_kaplan``, ``tokens_per_param``,
+    ``model_config`` and ``train_config`` (the ``wsd`` run the point equals), Chapter 6.
     """
     if not isinstance(grid, SweepGrid):
         raise TypeError(f"plan expects a SweepGrid (e.g. GRIDS['quick']), got {type(grid).__name__}.")
-    runs = []
+    iso, shared = [], []
     for budget in grid.budgets:
         for n_layer, n_embd in grid.sizes:
-            mc = grid.model_config(n_layer, n_embd)
-            cfg = argparse.Namespace(**mc)
-            N = count_params(cfg, non_embedding=True)
-            steps = round(budget / (6 * N * grid.tokens_per_step))
-            D = steps * grid.tokens_per_step
-            if steps < grid.min_steps or D > grid.max_tokens or D > grid.max_tokens_per_param * N:
-                continue
-            runs.append({
-                "run": f"C{budget:.3g}-{_size_label(n_layer, n_embd)}", "budget": float(budget),
-                "n_layer": int(n_layer), "n_head": mc["n_head"], "n_embd": int(n_embd),
-                "N": N, "N_total": count_params(cfg), "steps": steps, "D": D, "C": 6.0 * N * D,
-                "tokens_per_param": D / N, "model_config": mc, "train_config": grid.train_config(steps, n_embd),
-            })
-    if not runs:
-        raise ValueError(f"grid {grid.name!r} has no runs: every (budget, size) pair gives fewer than "
+            counts = _counts(grid, n_layer, n_embd)
+            steps = round(budget / (counts["flops_per_token"] * grid.tokens_per_step))
+            if _allowed(grid, steps, counts["N"]):
+                iso.append(_point(grid, n_layer, n_embd, steps, budget, counts))
+    for steps in sorted(set(int(s) for s in grid.slice_steps)):
+        for n_layer, n_embd in grid.sizes:
+            counts = _counts(grid, n_layer, n_embd)
+            taken = any(p["steps"] == steps and p["trunk"] == _size_label(n_layer, n_embd) for p in iso)
+            if _allowed(grid, steps, counts["N"]) and not taken:
+                shared.append(_point(grid, n_layer, n_embd, steps, None, counts))
+    if not iso:
+        raise ValueError(f"grid {grid.name!r} has no IsoFLOP points: every (budget, size) pair gives fewer than "
                          f"{grid.min_steps} steps or more than {grid.max_tokens} tokens; change the budgets.")
-    return runs
+    return iso + shared
+
+
+def _allowed(grid: SweepGrid, steps: int, N: int) -> bool:
+    D = steps * grid.tokens_per_step
+    return steps >= grid.min_steps and D <= grid.max_tokens and D <= grid.max_tokens_per_param * N
+
+
+def trunks(grid: SweepGrid, points: list[dict] | None = None) -> list[dict]:
+    """The training runs that produce ``points`` (default: the whole plan), one per size: the longest
+    point's ``wsd`` run, with a cool-down branch at each shorter point's length. Each dict has
+    ``trunk``, ``model_config``, ``train_config``, ``branches`` (step counts) and ``points``;
+    largest cost first (about ``(1 - f) S_max + f Σ S`` steps for cool-down fraction ``f``)."""
+    points = plan(grid) if points is None else points
+    by_trunk: dict[str, list] = {}
+    for p in points:
+        by_trunk.setdefault(p["trunk"], []).append(p)
+    out = []
+    for name, pts in by_trunk.items():
+        longest = max(pts, key=lambda p: p["steps"])
+        steps = sorted({p["steps"] for p in pts})
+        f = grid.cooldown_fraction
+        cost_steps = (1 - f) * steps[-1] + f * sum(steps)
+        out.append({"trunk": name, "model_config": longest["model_config"],
+                    "train_config": longest["train_config"], "branches": steps[:-1], "points": pts,
+                    "cost": cost_steps * longest["flops_per_token"] * (1 + 64 / longest["n_embd"])})
+    return sorted(out, key=lambda t: -t["cost"])
 
 
 def decades(grid: SweepGrid) -> float:
-    """How many decades of non-embedding parameters the grid's runs span: ``log10(N_max / N_min)``."""
+    """How many decades of non-embedding parameters the grid's points span: ``log10(N_max / N_min)``."""
     Ns = [r["N"] for r in plan(grid)]
     return math.log10(max(Ns) / min(Ns))
 
 
-# ----------------------------------------------------------------------------- the two profiles
+def shape_for_params(grid: SweepGrid, N_target: float, n_layer: int | None = None) -> tuple[int, int]:
+    """The shape ``(n_layer, n_embd)`` of depth ``n_layer`` (default ``grid.family_layers``) whose
+    non-embedding parameter count is closest to ``N_target`` (in ratio), among widths that split
+    into heads of at most ``head_dim`` (Chapter 6 builds its predicted model with it)."""
+    if not (N_target > 0 and math.isfinite(N_target)):
+        raise ValueError(f"N_target must be a positive number of parameters, got {N_target!r}.")
+    L = grid.family_layers if n_layer is None else int(n_layer)
+    best = None
+    for w in range(4, 4097):
+        if w % grid.n_head(w):
+            continue
+        N = count_params(SimpleNamespace(**grid.model_config(L, w)), non_embedding=True)
+        score = abs(math.log(N / N_target))
+        if best is None or score < best[0]:
+            best = (score, w)
+        if N > 4 * N_target:
+            break
+    return L, best[1]
 
-#: The course's grids. ``quick``: CPU, about 6 minutes on an idle 2-core machine; ``full``: a GPU.
-#: Widths grow by about 1.5x per rung (8, 12, 16, 24, 32, ...), so N roughly doubles, and budgets
-#: double, so the runs nearly line up in N, D and C. Small character models use a budget best
-#: with hundreds of tokens per parameter (Chapter 6), hence the high cap and up to 4 epochs.
+
+# ----------------------------------------------------------------------------- the profiles
+
+#: The course's grids. ``quick``: CPU, a few minutes on an idle 2-core machine; ``full``: a GPU.
+#: Widths grow by about 1.5x per rung (8, 12, 16, 24, 32, ...), so N roughly doubles; budgets grow
+#: by sqrt(2), so each size gets a point every half-doubling of compute. Small character models
+#: are best trained on hundreds of tokens per parameter (Chapter 6), hence the high cap and up to
+#: four passes over the data.
 GRIDS: dict[str, SweepGrid] = {
     "quick": SweepGrid(
         name="quick",
         sizes=((2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128)),
-        budgets=(2.5e10, 5e10, 1e11, 2e11, 4e11),
+        budgets=tuple(5e10 * 2 ** (k / 2) for k in range(8)),
+        slice_steps=(512, 1024),
         lrs=((8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3),
              (96, 3e-3), (128, 3e-3)),
-        n_ctx=64, batch_size=8, min_steps=100, max_tokens=17_200_000, max_tokens_per_param=1400,
-        eval_iters=40, eval_every=1024,
+        n_ctx=64, batch_size=8, min_steps=125, max_tokens=17_200_000, max_tokens_per_param=3000,
+        warmup_iters=50, eval_iters=40,
     ),
-    # Data-limited: the training split has about 4.3 million characters, so D <= 17M is up to 4 epochs,
-    # and at the hundreds of tokens per parameter that small models want, budgets much above 1e13
-    # would have no room for the small side of their IsoFLOP profile.
+    # Data-limited: the training split has about 4.3 million characters, so D <= 17M is up to 4 epochs.
     "full": SweepGrid(
         name="full",
-        sizes=((2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128), (4, 128), (4, 192), (4, 256)),
-        budgets=(5e11, 1e12, 2e12, 4e12, 8e12),
-        lrs=((16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3), (96, 2.5e-3), (128, 2e-3),
-             (192, 1.5e-3), (256, 1e-3)),
-        n_ctx=128, batch_size=16, min_steps=200, max_tokens=17_000_000, max_tokens_per_param=3000,
-        eval_iters=40, eval_every=1024,
+        sizes=((2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128), (4, 128),
+               (4, 192), (4, 256)),
+        budgets=tuple(3e11 * 2 ** (k / 2) for k in range(7)),
+        slice_steps=(512, 1024),
+        lrs=((8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3), (96, 2.5e-3),
+             (128, 2e-3), (192, 1.5e-3), (256, 1e-3)),
+        n_ctx=128, batch_size=8, min_steps=200, max_tokens=17_000_000, max_tokens_per_param=3000,
+        warmup_iters=100, eval_iters=40, family_layers=4,
     ),
     # A few seconds of training: for tests and smoke checks of the machinery, not for science.
     "tiny": SweepGrid(
-        name="tiny", sizes=((1, 16), (2, 16)), budgets=(2e7, 4e7), lrs=((16, 1e-2),),
-        n_ctx=16, batch_size=4, min_steps=5, max_tokens=10_000, eval_iters=2, num_threads=1,
+        name="tiny", sizes=((1, 16), (2, 16)), budgets=(6e7, 1.2e8), slice_steps=(12,), lrs=((16, 1e-2),),
+        n_ctx=16, batch_size=4, min_steps=10, max_tokens=10_000, warmup_iters=4, eval_iters=2, num_threads=1,
     ),
 }
 
@@ -211,15 +336,17 @@ def grid_for(profile: str | None = None) -> SweepGrid:
 
 # ----------------------------------------------------------------------------- results file
 
-def results_path(grid: SweepGrid) -> Path:
-    """Where ``grid``'s results live: ``runtime.cache_dir('sweeps') / '<name>-<key>.jsonl'``."""
-    return runtime.cache_dir("sweeps") / f"{grid.name}-{grid.key()}.jsonl"
+def results_path(grid: SweepGrid, kind: str = "sweep") -> Path:
+    """Where ``grid``'s results live: ``runtime.cache_dir('sweeps') / '<name>-<key>.jsonl'``
+    (``kind`` other than ``'sweep'`` names a file of extra runs, e.g. ``'schedule'`` or ``'heldout'``)."""
+    suffix = "" if kind == "sweep" else f"-{kind}"
+    return runtime.cache_dir("sweeps") / f"{grid.name}-{grid.key()}{suffix}.jsonl"
 
 
 def load_results(path) -> list[dict]:
     """The results in a JSON-lines file (``[]`` if it does not exist).
 
-    A line that is not valid JSON (a run killed while writing) is skipped: that run counts as
+    A line that is not valid JSON (a run killed while writing) is skipped: that point counts as
     not done and is trained again.
     """
     path = Path(path)
@@ -239,8 +366,8 @@ def load_results(path) -> list[dict]:
     return out
 
 
-def _append(path: Path, record: dict) -> None:
-    """Append one JSON line and make sure it reached the disk (a kill right after loses nothing)."""
+def _append(path: Path, records: Iterable[dict]) -> None:
+    """Append JSON lines and make sure they reached the disk (a kill right after loses nothing)."""
     with open(path, "a+", encoding="utf-8") as f:
         f.seek(0, os.SEEK_END)
         if f.tell() > 0:  # a killed write may have left a line without its newline
@@ -249,106 +376,127 @@ def _append(path: Path, record: dict) -> None:
             f.seek(0, os.SEEK_END)
             if last != "\n":
                 f.write("\n")
-        f.write(json.dumps(record) + "\n")
+        for record in records:
+            f.write(json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
-def missing_runs(grid: SweepGrid, path=None) -> list[dict]:
-    """The planned runs of ``grid`` that its results file does not hold yet."""
+def missing_points(grid: SweepGrid, path=None) -> list[dict]:
+    """The planned points of ``grid`` that its results file does not hold yet."""
     done = {r["run"] for r in load_results(results_path(grid) if path is None else path)}
     return [r for r in plan(grid) if r["run"] not in done]
 
 
-def _record(spec: dict, res, grid: SweepGrid) -> dict:
-    """One result line: the run's plan plus what training measured."""
+def _record(spec: dict, res, grid: SweepGrid, trunk_loss: float | None, trunk_time: float) -> dict:
+    """One result line: the point's plan plus what training measured."""
     ln2 = math.log(2)
-    rec = {k: v for k, v in spec.items()}
+    rec = dict(spec)
     rec.update({
         "grid": f"{grid.name}-{grid.key()}", "schema": SCHEMA_VERSION,
-        "D": int(res.tokens_seen), "C": 6.0 * spec["N"] * int(res.tokens_seen),
-        "n_params": int(res.n_params), "n_params_non_embedding": int(res.n_params_non_embedding),
-        "flops": float(res.flops),
+        "D": int(res.tokens_seen), "n_params": int(res.n_params),
+        "n_params_non_embedding": int(res.n_params_non_embedding), "flops": float(res.flops),
         "final_train_loss": float(res.final_train_loss), "final_val_loss": float(res.final_val_loss),
         "final_train_bpc": float(res.final_train_loss) / ln2, "final_val_bpc": float(res.final_val_loss) / ln2,
-        "wall_time_s": float(res.wall_time_s), "tokens_per_s": float(res.tokens_per_s),
+        "constant_lr_val_loss": None if trunk_loss is None else float(trunk_loss),
+        "wall_time_s": float(res.wall_time_s), "trunk_wall_time_s": float(trunk_time),
         "device": str(getattr(res, "device", "")),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     rec["tokens_per_param"] = rec["D"] / rec["N"]
+    rec["C"] = float(spec["flops_per_token"] * rec["D"])
     rec["history"] = [{k: h[k] for k in ("step", "tokens", "train_loss", "val_loss", "lr") if k in h}
-                      for h in getattr(res, "history", [])]
+                      for h in getattr(res, "history", [])][-1:]
     return rec
+
+
+def _train_trunk(trunk: dict, grid: SweepGrid, train_fn: Callable, dataset, overrides: dict) -> list[dict]:
+    """Train one size's trunk with its branches; return the result lines of its points."""
+    t0 = time.perf_counter()
+    res = train_fn(trunk["model_config"], {**trunk["train_config"], **overrides}, dataset, progress=False,
+                   branches=trunk["branches"])
+    spent = time.perf_counter() - t0
+    by_steps = {b.iters: b for b in res.branches}
+    by_steps[res.iters] = res
+    trunk_loss = {h["step"]: h["val_loss"] for h in res.history if h["step"] != res.iters}  # before any cool-down
+    return [_record(p, by_steps[p["steps"]], grid, trunk_loss.get(p["steps"]), spent) for p in trunk["points"]]
 
 
 def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
               train_fn: Callable | None = None, progress: bool = True, device: str | None = None,
-              max_runs: int | None = None, workers: int | None = None) -> list[dict]:
-    """Train every run of ``grid`` that is not in its results file yet; return all its results (Chapter 6).
+              max_trunks: int | None = None, workers: int | None = None) -> list[dict]:
+    """Train every point of ``grid`` that is not in its results file yet; return all its results (Chapter 6).
 
     ``grid``: a :class:`SweepGrid`, a profile name, or ``None`` for the current profile's grid.
-    ``path``: the results file (default :func:`results_path`). Each run's result is appended as
-    soon as the run ends, so an interrupted sweep resumes with the next unfinished run.
-    ``dataset``: the corpus (default :func:`utils.data.load_dataset`, loaded only if a run is
-    missing). ``train_fn(model_config, train_config, dataset, progress=False)`` defaults to
-    :func:`utils.train.train` (tests pass a fake). ``max_runs`` stops after that many new runs.
-    ``workers``: how many runs train at once on the CPU, each in its own process with one
-    thread (default :func:`default_workers`: one per core). Small models cannot keep two
-    cores busy with one run (Chapter 4: per-operation overhead dominates), so two one-thread
-    runs side by side finish a sweep in a little over half the time. With a GPU, a given
-    ``train_fn``, or ``workers=1``, runs train one after another in this process.
-    Returns a list of result dicts (fields as in :func:`plan`, plus losses in nats and bits
-    per character, measured tokens and FLOPs, wall time), in the order of :func:`plan`.
+    ``path``: the results file (default :func:`results_path`). Missing points are grouped by size
+    into :func:`trunks`; each trunk trains once, branching a cool-down off at every missing point,
+    and its points are appended as soon as it ends, so an interrupted sweep resumes with the next
+    unfinished size (a trunk is deterministic, so a resumed sweep gives the same numbers).
+    ``dataset``: the corpus (default :func:`utils.data.load_dataset`, loaded only if a point is
+    missing). ``train_fn(model_config, train_config, dataset, progress=False, branches=[...])``
+    defaults to :func:`utils.train.train` (tests pass a fake). ``max_trunks`` stops after that many
+    trunks. ``workers``: how many trunks train at once on the CPU, each in its own process with one
+    thread (default :func:`default_workers`: one per core); with a GPU, a given ``train_fn``, or
+    ``workers=1``, trunks train one after another in this process.
+    Returns a list of result dicts (the fields of :func:`plan`, plus losses in nats and bits per
+    character, the trunk's constant-rate loss at the same step, wall times), in the order of :func:`plan`.
     """
     if grid is None or isinstance(grid, str):
         grid = grid_for(grid)
     if not isinstance(grid, SweepGrid):
         raise TypeError(f"grid must be a SweepGrid, a profile name or None; got {type(grid).__name__}.")
-    if max_runs is not None and (int(max_runs) != max_runs or max_runs < 0):
-        raise ValueError(f"max_runs must be a non-negative integer or None, got {max_runs!r}.")
+    if max_trunks is not None and (int(max_trunks) != max_trunks or max_trunks < 0):
+        raise ValueError(f"max_trunks must be a non-negative integer or None, got {max_trunks!r}.")
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None, got {workers!r}.")
     path = results_path(grid) if path is None else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     specs = plan(grid)
-    todo = missing_runs(grid, path)
-    if max_runs is not None:
-        todo = todo[:max_runs]
-
-    if workers is not None and (int(workers) != workers or workers < 1):
-        raise ValueError(f"workers must be a positive integer or None, got {workers!r}.")
-    if todo:
-        own_train_fn = train_fn is None
-        if train_fn is None:
-            from .train import train as train_fn
-        if dataset is None:
-            from .data import load_dataset
-            dataset = load_dataset()
-        if dataset.vocab_size != grid.vocab_size:
-            raise ValueError(f"the dataset has {dataset.vocab_size} token types but grid {grid.name!r} was "
-                             f"designed for vocab_size={grid.vocab_size}; build the grid with "
-                             f"vocab_size={dataset.vocab_size}.")
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(specs), initial=len(specs) - len(missing_runs(grid, path)), desc=f"sweep {grid.name}",
-                   unit="run", disable=not (progress and runtime.progress_bars()), dynamic_ncols=True)
-        n_workers = _workers(workers, device, own_train_fn, len(todo))
-        try:
-            if n_workers > 1:
-                _run_parallel(todo, grid, path, bar, n_workers, dataset)
-            else:
-                overrides = {} if device is None else {"device": device}
-                for spec in todo:
-                    bar.set_postfix_str(spec["run"], refresh=True)
-                    _append(path, _train_and_record(spec, grid, train_fn, dataset, overrides))
-                    bar.update(1)
-        finally:
-            bar.close()
-
+    todo = missing_points(grid, path)
+    _train_points(grid, todo, path, dataset, train_fn, progress, device, max_trunks, workers,
+                  desc=f"sweep {grid.name}", total=len(specs))
     by_name = {r["run"]: r for r in load_results(path)}
     return [by_name[s["run"]] for s in specs if s["run"] in by_name]
 
 
+def _train_points(grid, todo, path, dataset, train_fn, progress, device, max_trunks, workers, desc, total):
+    """Train the trunks that produce the points ``todo``, appending their results to ``path``."""
+    work = trunks(grid, todo) if todo else []
+    if max_trunks is not None:
+        work = work[:max_trunks]
+    if not work:
+        return
+    own_train_fn = train_fn is None
+    if train_fn is None:
+        from .train import train as train_fn
+    if dataset is None:
+        from .data import load_dataset
+        dataset = load_dataset()
+    if dataset.vocab_size != grid.vocab_size:
+        raise ValueError(f"the dataset has {dataset.vocab_size} token types but grid {grid.name!r} was "
+                         f"designed for vocab_size={grid.vocab_size}; build the grid with "
+                         f"vocab_size={dataset.vocab_size}.")
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=total - len(todo), desc=desc, unit="point",
+               disable=not (progress and runtime.progress_bars()), dynamic_ncols=True)
+    n_workers = _workers(workers, device, own_train_fn, len(work))
+    try:
+        if n_workers > 1:
+            _run_parallel(work, grid, path, bar, n_workers, dataset)
+        else:
+            overrides = {} if device is None else {"device": device}
+            for trunk in work:
+                bar.set_postfix_str(trunk["trunk"], refresh=True)
+                recs = _train_trunk(trunk, grid, train_fn, dataset, overrides)
+                _append(path, recs)
+                bar.update(len(recs))
+    finally:
+        bar.close()
+
+
 def default_workers() -> int:
-    """Runs to train at once on the CPU: one per core this process may use, at most 8.
+    """Trunks to train at once on the CPU: one per core this process may use, at most 8.
 
     Unlike the threads of one run, which wait for each other at every operation (so the trainer
     uses only idle cores, :func:`utils.train.cpu_threads`), separate one-thread runs never wait
@@ -369,43 +517,34 @@ def _workers(workers, device, own_train_fn: bool, n_todo: int) -> int:
 _WORKER_DATASET = None
 
 
-def _train_and_record(spec: dict, grid: SweepGrid, train_fn: Callable, dataset, overrides: dict) -> dict:
-    """Train one planned run (its train config updated by ``overrides``) and return its result line."""
-    res = train_fn(spec["model_config"], {**spec["train_config"], **overrides}, dataset, progress=False)
-    return _record(spec, res, grid)
-
-
 def _worker_init(dataset) -> None:
     """Each worker process receives the corpus once."""
     global _WORKER_DATASET
     _WORKER_DATASET = dataset
 
 
-def _worker_train(spec: dict, grid: SweepGrid) -> dict:
-    """One run in a worker process: on the CPU, with one thread."""
+def _worker_train(trunk: dict, grid: SweepGrid) -> list[dict]:
+    """One trunk in a worker process: on the CPU, with one thread."""
     from .train import train
-    return _train_and_record(spec, grid, train, _WORKER_DATASET, {"num_threads": 1, "device": "cpu"})
+    return _train_trunk(trunk, grid, train, _WORKER_DATASET, {"num_threads": 1, "device": "cpu"})
 
 
-def _run_parallel(todo: list, grid: SweepGrid, path: Path, bar, n_workers: int, dataset) -> None:
-    """Train ``todo`` in ``n_workers`` fresh processes (spawned: safe after torch has started threads).
-
-    The largest runs start first so that the last ones to finish are short. Each result is
-    appended by this process as soon as it arrives, so a killed sweep still resumes; an
-    interrupt (or an error in a run) stops the workers at once. Spawned processes import the
-    calling script again: from a script of your own, call :func:`run_sweep` under
-    ``if __name__ == "__main__":`` (notebooks need nothing).
+def _run_parallel(work: list, grid: SweepGrid, path: Path, bar, n_workers: int, dataset) -> None:
+    """Train ``work`` (trunks, largest first) in ``n_workers`` fresh processes (spawned: safe after torch
+    has started threads). Each trunk's results are appended by this process as soon as they arrive, so
+    a killed sweep still resumes; an interrupt (or an error in a run) stops the workers at once.
+    Spawned processes import the calling script again: from a script of your own, call
+    :func:`run_sweep` under ``if __name__ == "__main__":`` (notebooks need nothing).
     """
     import multiprocessing as mp
     from functools import partial
 
-    order = sorted(todo, key=lambda r: -r["C"] * (1 + 64 / r["n_embd"]))  # rough cost: small widths are slow per FLOP
     pool = mp.get_context("spawn").Pool(n_workers, initializer=_worker_init, initargs=(dataset,))
     try:
-        for rec in pool.imap_unordered(partial(_worker_train, grid=grid), order):
-            _append(path, rec)
-            bar.set_postfix_str(rec["run"], refresh=False)
-            bar.update(1)
+        for recs in pool.imap_unordered(partial(_worker_train, grid=grid), work):
+            _append(path, recs)
+            bar.set_postfix_str(recs[0]["trunk"], refresh=False)
+            bar.update(len(recs))
         pool.close()
     except BaseException:
         pool.terminate()  # do not leave workers training after an interrupt
@@ -414,47 +553,151 @@ def _run_parallel(todo: list, grid: SweepGrid, path: Path, bar, n_workers: int, 
         pool.join()
 
 
+# ----------------------------------------------------------------------------- extra runs
+
+def train_points(grid: SweepGrid, points: list[dict], kind: str, *, dataset=None, progress: bool = True,
+                 workers: int | None = None, train_fn: Callable | None = None) -> list[dict]:
+    """Train extra points outside the sweep's plan (each its own run, e.g. Chapter 6's held-out models),
+    cached in the results file of ``kind`` (:func:`results_path`); return their results in order.
+
+    Each point is a dict like :func:`plan`'s (build them with :func:`make_point`); its ``trunk`` names
+    the run that trains it, so points with the same ``trunk`` must share a model and a schedule and
+    differ only in length (they are then branches of one run)."""
+    path = results_path(grid, kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {r["run"] for r in load_results(path)}
+    todo = [p for p in points if p["run"] not in done]
+    _train_points(grid, todo, path, dataset, train_fn, progress, None, None, workers,
+                  desc=f"{kind} runs", total=len(points))
+    by_name = {r["run"]: r for r in load_results(path)}
+    return [by_name[p["run"]] for p in points if p["run"] in by_name]
+
+
+def make_point(grid: SweepGrid, n_layer: int, n_embd: int, steps: int, *, budget: float | None = None,
+               schedule: str = "wsd", seed: int | None = None, tag: str = "") -> dict:
+    """A point like :func:`plan`'s for any shape, length, schedule and seed (for :func:`train_points`)."""
+    counts = _counts(grid, n_layer, n_embd)
+    p = _point(grid, n_layer, n_embd, int(steps), budget, counts)
+    p["train_config"] = grid.train_config(int(steps), n_embd, schedule=schedule, seed=seed)
+    p["schedule"], p["seed"] = schedule, p["train_config"]["seed"]
+    label = f"{tag}{schedule}-s{p['seed']}-"
+    p["run"] = label + p["run"]
+    p["trunk"] = label + (f"{budget:.3g}-" if schedule != "wsd" else "") + p["trunk"]
+    if schedule != "wsd":
+        p["trunk"] += f"-S{steps}"  # a cosine run cannot share its schedule with another length
+    return p
+
+
+def schedule_check(grid: SweepGrid, pairs: list[tuple[int, int, int]], *, dataset=None, progress: bool = True,
+                   workers: int | None = None) -> list[dict]:
+    """Cool-down branches against cosine runs of the same length, with a second seed (Chapter 6).
+
+    For each ``(n_layer, n_embd, steps)`` in ``pairs``, trains four independent runs: ``wsd`` and
+    ``cosine``, each with the grid's seed and with the seed + 1 (a ``wsd`` run equals the sweep's
+    branch of that length, :func:`utils.train.train`). Returns their results (cached)."""
+    points = [make_point(grid, L, w, s, schedule=sch, seed=grid.seed + k, tag="check-")
+              for L, w, s in pairs for sch in ("wsd", "cosine") for k in (0, 1)]
+    return train_points(grid, points, "schedule", dataset=dataset, progress=progress, workers=workers)
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+def bench(grid: SweepGrid | str = "quick", sizes: tuple | None = None, workers: int | None = None,
+          out_dir=None, progress: bool = True) -> dict:
+    """Points per minute: cool-down branches against one cosine run per point, side by side (Chapter 6).
+
+    Trains the IsoFLOP and shared-step points of ``sizes`` (default: three widths from the middle of
+    the ladder) twice from scratch, in fresh files under ``out_dir``: first every point as its own run
+    with a cosine schedule over its length (the sweep's design until this chapter's rewrite), then with
+    one ``wsd`` trunk per size and a cool-down branch per point. Same workers, same machine, back to
+    back. Returns (and :func:`main` prints) points, seconds, points per minute and their ratio."""
+    import tempfile
+
+    grid = grid_for(grid) if isinstance(grid, str) else grid
+    if sizes is None:
+        mid = len(grid.sizes) // 2
+        sizes = tuple(grid.sizes[max(0, mid - 2):mid + 1:1][::1][:3])
+    pts = [p for p in plan(grid) if (p["n_layer"], p["n_embd"]) in set(map(tuple, sizes))]
+    if not pts:
+        raise ValueError(f"none of the sizes {sizes!r} has points in grid {grid.name!r}.")
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    separate = []
+    for p in pts:
+        q = dict(p)
+        q["train_config"] = grid.train_config(p["steps"], p["n_embd"], schedule="cosine")
+        q["trunk"] = p["run"]  # its own run
+        separate.append(q)
+    timings = {}
+    for name, todo in (("separate cosine runs", separate), ("wsd trunks with branches", pts)):
+        path = out / f"{name.split()[0]}.jsonl"
+        if path.exists():
+            path.unlink()
+        t0 = time.perf_counter()
+        _train_points(grid, todo, path, None, None, progress, None, None, workers, desc=name, total=len(todo))
+        timings[name] = time.perf_counter() - t0
+    res = {"grid": grid.name, "sizes": [list(s) for s in sizes], "points": len(pts),
+           "workers": workers if workers is not None else default_workers(), "cores": runtime.usable_cores()}
+    for name, sec in timings.items():
+        res[name] = {"seconds": round(sec, 3), "points_per_minute": round(60 * len(pts) / sec, 2)}
+    res["ratio"] = round(timings["separate cosine runs"] / timings["wsd trunks with branches"], 2)
+    res["date"] = time.strftime("%Y-%m-%d")
+    return res
+
+
 # ----------------------------------------------------------------------------- reporting
 
 def summary(results: Iterable[dict]) -> str:
-    """A plain-text table of results, one line per run, grouped by budget."""
-    rows = sorted(results, key=lambda r: (r["budget"], r["N"]))
+    """A plain-text table of results, one line per point, grouped by size."""
+    rows = sorted(results, key=lambda r: (r["N"], r["D"]))
     if not rows:
         return "(no results)"
-    head = f"{'run':<22}{'N':>9}{'N_total':>9}{'D':>10}{'D/N':>8}{'val nats':>10}{'val bpc':>9}{'time s':>8}"
+    head = (f"{'run':<20}{'N':>9}{'D':>11}{'D/N':>8}{'C (FLOPs)':>11}{'C/6ND':>7}{'val nats':>10}"
+            f"{'val bpc':>9}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['run']:<22}{r['N']:>9,d}{r['N_total']:>9,d}{r['D']:>10,d}{r['D'] / r['N']:>8.1f}"
-                     f"{r['final_val_loss']:>10.4f}{r['final_val_bpc']:>9.4f}{r['wall_time_s']:>8.1f}")
-    total = sum(r["wall_time_s"] for r in rows)
+        lines.append(f"{r['run']:<20}{r['N']:>9,d}{r['D']:>11,d}{r['D'] / r['N']:>8.1f}{r['C']:>11.3g}"
+                     f"{r['C'] / r['C_6ND']:>7.2f}{r['final_val_loss']:>10.4f}{r['final_val_bpc']:>9.4f}")
+    trunk_time = {r["trunk"]: r["trunk_wall_time_s"] for r in rows}
     best = min(rows, key=lambda r: r["final_val_loss"])
-    lines.append(f"{len(rows)} runs, {total / 60:.1f} min of training; lowest validation loss "
-                 f"{best['final_val_loss']:.4f} nats ({best['final_val_bpc']:.4f} bits/char) by {best['run']}.")
+    lines.append(f"{len(rows)} points from {len(trunk_time)} trunks, {sum(trunk_time.values()) / 60:.1f} min of "
+                 f"training; lowest validation loss {best['final_val_loss']:.4f} nats "
+                 f"({best['final_val_bpc']:.4f} bits/char) by {best['run']}.")
     return "\n".join(lines)
 
 
 def _plan_table(grid: SweepGrid) -> str:
     runs = plan(grid)
-    lines = [f"grid {grid.name} ({grid.key()}): {len(runs)} runs, N from {min(r['N'] for r in runs):,} to "
-             f"{max(r['N'] for r in runs):,} ({decades(grid):.2f} decades)"]
+    tr = trunks(grid)
+    f = grid.cooldown_fraction
+    steps_branch = sum((1 - f) * max(t["branches"] + [t["train_config"]["max_iters"]]) +
+                       f * sum(t["branches"] + [t["train_config"]["max_iters"]]) for t in tr)
+    steps_sep = sum(r["steps"] for r in runs)
+    lines = [f"grid {grid.name} ({grid.key()}): {len(runs)} points from {len(tr)} trunks, N from "
+             f"{min(r['N'] for r in runs):,} to {max(r['N'] for r in runs):,} ({decades(grid):.2f} decades); "
+             f"{steps_branch:,.0f} optimiser steps with branches, {steps_sep:,} as separate runs"]
     for r in runs:
-        lines.append(f"  {r['run']:<22} N={r['N']:>9,d}  steps={r['steps']:>6}  D={r['D']:>10,d}  "
-                     f"D/N={r['tokens_per_param']:>7.1f}  lr={r['train_config']['lr']:.2g}")
+        lines.append(f"  {r['run']:<20} N={r['N']:>9,d}  steps={r['steps']:>6}  D={r['D']:>10,d}  "
+                     f"D/N={r['tokens_per_param']:>7.1f}  C/6ND={r['C'] / r['C_6ND']:.2f}  "
+                     f"lr={r['train_config']['lr']:.2g}")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    """Command-line entry point: run (or resume) a profile's sweep and print a summary table.
+    """Command-line entry point: run (or resume) a profile's sweep and print a summary table, print the
+    plan (``--list``), or measure branches against separate runs (``--bench``).
 
     Returns 0 (the exit status; the ``course-sweep`` script passes it to ``sys.exit``)."""
     p = argparse.ArgumentParser(prog="python -m utils.sweep",
-                                description="Train the scaling sweep of a profile (skipping finished runs) "
+                                description="Train the scaling sweep of a profile (skipping finished points) "
                                             "and print a summary.")
     p.add_argument("--profile", choices=sorted(GRIDS), default=None,
                    help="grid to run (default: the current profile, quick on a CPU)")
     p.add_argument("--out", default=None, help="results file (default: in the course cache, named by the grid)")
-    p.add_argument("--list", action="store_true", help="print the planned runs and exit without training")
-    p.add_argument("--max_runs", type=int, default=None, help="stop after this many new runs")
+    p.add_argument("--list", action="store_true", help="print the planned points and exit without training")
+    p.add_argument("--bench", action="store_true",
+                   help="train three sizes' points as separate cosine runs and as branches; print both and the ratio")
+    p.add_argument("--max_trunks", type=int, default=None, help="stop after this many sizes")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--workers", type=int, default=None,
                    help="runs trained at once on the CPU, one thread each (default: one per core, at most 8)")
@@ -464,12 +707,20 @@ def main(argv=None) -> int:
     if args.list:
         print(_plan_table(grid))
         return 0
+    if args.bench:
+        res = bench(grid, workers=args.workers, progress=not args.no_progress)
+        for name in ("separate cosine runs", "wsd trunks with branches"):
+            print(f"{name:>26}: {res['points']} points in {res[name]['seconds']:7.1f} s = "
+                  f"{res[name]['points_per_minute']:6.2f} points/min")
+        print(f"{'ratio':>26}: {res['ratio']:.2f}x more points per minute with branches")
+        print(json.dumps(res))
+        return 0
     path = Path(args.out) if args.out else results_path(grid)
     t0 = time.perf_counter()
     results = run_sweep(grid, path=path, progress=not args.no_progress, device=args.device,
-                        max_runs=args.max_runs, workers=args.workers)
+                        max_trunks=args.max_trunks, workers=args.workers)
     print(summary(results))
-    print(f"results: {path} ({len(results)}/{len(plan(grid))} runs; {time.perf_counter() - t0:.1f} s this call)")
+    print(f"results: {path} ({len(results)}/{len(plan(grid))} points; {time.perf_counter() - t0:.1f} s this call)")
     return 0
 
 
