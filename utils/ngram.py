@@ -3,15 +3,15 @@
 An n-gram model predicts the next token from the previous ``n - 1`` tokens only: it is an
 order-(n-1) Markov chain. Its probabilities are smoothed counts from the training text,
 
-    P(x | c) = (count(c, x) + k) / (count(c) + k * V),
+    P(x | c) = (count(c, x) + k) / (count(c) + k * n_vocab),
 
-where ``c`` is the context, ``V`` the vocabulary size and ``k >= 0`` the add-k pseudo-count
+where ``c`` is the context, ``n_vocab`` the vocabulary size and ``k >= 0`` the add-k pseudo-count
 (k = 1 is Laplace smoothing, k = 0 the unsmoothed maximum-likelihood estimate). Chapter 1
 builds a bigram table by hand, then uses :class:`NGramModel` for n = 1, 2, ... to show the
 "sparsity wall" that motivates neural language models.
 
 How it is fast: every m-gram is encoded as one integer, its tokens read as the digits of a
-number in base ``V + 1`` (the extra digit marks the end of the training text while
+number in base ``n_vocab + 1`` (the extra digit marks the end of the training text while
 fitting). Counting is then a sort of one integer array, and looking counts up is a binary
 search (``np.searchsorted``): no Python loop over positions.
 """
@@ -39,7 +39,7 @@ def perplexity(nats):
     """Perplexity ``exp(cross-entropy)`` of a cross-entropy given in nats per token.
 
     The perplexity is the size of a uniform choice that is as hard to predict as the model's
-    average next token: a uniform model over V tokens has perplexity V. Chapter 1.
+    average next token: a uniform model over n_vocab tokens has perplexity n_vocab. Chapter 1.
     """
     out = np.exp(np.asarray(nats, dtype=float))
     return out if out.ndim else float(out)
@@ -100,7 +100,7 @@ class NGramModel:
     previous tokens: exactly ``n - 1`` once that many are available, and all of them
     (an m-gram estimate with m < n) at the start of a text. It is an order-(n-1) Markov chain.
 
-    A context never seen in training gets the uniform distribution ``1/V`` (the k > 0 formula
+    A context never seen in training gets the uniform distribution ``1/n_vocab`` (the k > 0 formula
     gives this, and we use it as the k -> 0 limit too). With ``k = 0`` a seen context
     followed by an unseen token has probability 0, so a held-out cross-entropy can be infinite.
     Chapter 1 explains all of this.
@@ -149,13 +149,13 @@ class NGramModel:
 
         One sort of the n-gram keys gives every lower order too: the m-gram starting at
         position i is the first m digits of the n-gram key starting there. Padding the end
-        with n-1 copies of an end marker (digit V) makes the last few m-grams exact.
+        with n-1 copies of an end marker (digit n_vocab) makes the last few m-grams exact.
         """
         ids = _as_ids(ids, self.vocab_size)
         if ids.size == 0:
             raise ValueError("cannot fit an n-gram model on an empty sequence of ids.")
-        n, B, V = self.n, self._base, self.vocab_size
-        padded = np.concatenate([ids, np.full(n - 1, V, dtype=np.int64)])
+        n, B, n_vocab = self.n, self._base, self.vocab_size
+        padded = np.concatenate([ids, np.full(n - 1, n_vocab, dtype=np.int64)])
         N = ids.size
         keys = np.zeros(N, dtype=np.int64)
         for j in range(n):  # Horner's rule: key = ((x0 * B + x1) * B + x2) ...
@@ -166,7 +166,7 @@ class NGramModel:
         for m in range(n, 0, -1):
             if m < n:  # m-gram prefix = drop the last digit of the (m+1)-gram prefix
                 level_keys, level_counts = _runs(level_keys // B, level_counts)
-            real = level_keys % B != V  # an m-gram that runs into the end marker is not real
+            real = level_keys % B != n_vocab  # an m-gram that runs into the end marker is not real
             g_keys, g_counts = level_keys[real], level_counts[real]
             c_keys, c_totals = _runs(g_keys // B, g_counts)
             tables[m - 1] = (g_keys, g_counts, c_keys, c_totals)
@@ -200,7 +200,7 @@ class NGramModel:
         return ctx
 
     def next_token_counts(self, context=()) -> np.ndarray:
-        """Training counts ``count(context, x)`` for every next token x: an int64 array of length V.
+        """Training counts ``count(context, x)`` for every next token x: an int64 array of length n_vocab.
 
         ``context`` holds 0..n-1 token ids (the most recent last).
         """
@@ -216,7 +216,7 @@ class NGramModel:
         return out
 
     def next_token_distribution(self, context=(), temperature: float = 1.0) -> np.ndarray:
-        """``P(x | context)`` for every next token x (length-V float array summing to 1).
+        """``P(x | context)`` for every next token x (length-n_vocab float array summing to 1).
 
         Add-k smoothed counts; an unseen context gives the uniform distribution. With a
         ``temperature`` T != 1 the distribution is sharpened (T < 1) or flattened (T > 1):
