@@ -329,3 +329,13 @@ def test_flops_of_params_follows_the_ladder_exactly_at_real_widths():
             N = count_params(types.SimpleNamespace(**grid.model_config(n_layer, n_embd)), non_embedding=True)
             assert grid.flops_of_params(N) == pytest.approx(grid.flops_per_token(n_layer, n_embd), rel=1e-9)
     assert np.all(np.diff(GRIDS["quick"].flops_of_params(np.geomspace(1e3, 1e7, 20))) > 0)
+
+
+def test_made_points_are_named_by_schedule_seed_and_tag():
+    grid = GRIDS["quick"]
+    a = sweep.make_point(grid, 2, 16, 400, seed=1, tag="x-")
+    b = sweep.make_point(grid, 2, 16, 400, schedule="cosine", seed=1, tag="x-")
+    c = sweep.make_point(grid, 2, 16, 300, schedule="cosine", seed=1, tag="x-", budget=1e11)
+    assert a["run"] != b["run"] and a["trunk"] != b["trunk"] and b["trunk"] != c["trunk"]
+    assert b["train_config"]["schedule"] == "cosine" and a["train_config"]["seed"] == 1
+    assert c["budget"] == 1e11 and c["C"] == c["flops_per_token"] * c["D"]

@@ -582,7 +582,7 @@ def make_point(grid: SweepGrid, n_layer: int, n_embd: int, steps: int, *, budget
     p["schedule"], p["seed"] = schedule, p["train_config"]["seed"]
     label = f"{tag}{schedule}-s{p['seed']}-"
     p["run"] = label + p["run"]
-    p["trunk"] = label + (f"{budget:.3g}-" if schedule != "wsd" else "") + p["trunk"]
+    p["trunk"] = label + p["trunk"]
     if schedule != "wsd":
         p["trunk"] += f"-S{steps}"  # a cosine run cannot share its schedule with another length
     return p
