@@ -385,3 +385,14 @@ def test_a_costlier_small_model_moves_the_optimum_to_larger_models():
     fit = fit_chinchilla(N, D, L, n_bootstrap=0)
     a, ci = optimal_size_exponent(fit, 1e10, 1e12)
     assert a == pytest.approx(fit.a_opt, rel=1e-4) and np.isnan(ci[0])
+
+
+def test_bootstrap_gives_the_same_refits_in_one_process_or_several():
+    x = np.geomspace(10, 1e4, 8)
+    rng = np.random.default_rng(2)
+    y = (0.8 + 3.0 * x ** -0.4) * np.exp(rng.normal(0, 0.01, 8))
+    one = fit_saturating_power_law(x, y, n_bootstrap=12, n_starts=2, workers=1)
+    two = fit_saturating_power_law(x, y, n_bootstrap=12, n_starts=2, workers=2)
+    np.testing.assert_array_equal(one.samples, two.samples)
+    with pytest.raises(ValueError, match="workers"):
+        fit_saturating_power_law(x, y, n_bootstrap=12, workers=0)

@@ -360,21 +360,56 @@ def _bootstrap_refused(points: np.ndarray, n_params: int, groups: np.ndarray | N
     return None
 
 
-def _bootstrap(model_factory, n: int, G: np.ndarray, n_starts: int | None, bounds, n_bootstrap: int,
-               seed: int | None, groups: np.ndarray | None = None) -> np.ndarray:
+def _refit_chunk(logX: np.ndarray, logy: np.ndarray, delta: float, G: np.ndarray, n_starts, bounds,
+                 weights: np.ndarray) -> np.ndarray:
+    """Refit one chunk of resamples (rows of ``weights``) with the point fit's estimator; runs in a worker."""
+    out = np.empty((len(weights), G.shape[1]))
+    for k, w in enumerate(weights):
+        model = _SumOfPowers(logX, logy, delta, w)
+        out[k], _, _ = _lbfgs(model, _grid_starts(model, G, n_starts), bounds)
+    return out
+
+
+def _bootstrap_workers(n_bootstrap: int, workers: int | None) -> int:
+    if workers is not None:
+        if int(workers) != workers or workers < 1:
+            raise ValueError(f"workers must be a positive integer or None, got {workers!r}.")
+        return int(workers)
+    if n_bootstrap < 64:
+        return 1  # not worth starting processes
+    try:
+        import os
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        import os
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def _bootstrap(logX: np.ndarray, logy: np.ndarray, delta: float, n: int, G: np.ndarray, n_starts, bounds,
+               n_bootstrap: int, seed: int | None, groups: np.ndarray | None = None,
+               workers: int | None = None) -> np.ndarray:
     """Refit on ``n_bootstrap`` resamples with the point fit's own estimator (the same grid of starts,
     scored on the resample, and L-BFGS from its best ``n_starts``); returns (n_bootstrap, P) thetas.
 
     Points are drawn with replacement, or, with ``groups``, whole groups are (a cluster bootstrap:
-    points that share a training run are not independent)."""
+    points that share a training run are not independent). The resamples are drawn here from
+    ``seed`` and refitted in ``workers`` processes (default: one per core), so the result does not
+    depend on how many there are."""
     if n_bootstrap <= 0:
         return np.empty((0, G.shape[1]))
     rng = np.random.default_rng(seed)
-    out = np.empty((n_bootstrap, G.shape[1]))
-    for k in range(n_bootstrap):
-        model = model_factory(_resample_weights(rng, n, groups))
-        out[k], _, _ = _lbfgs(model, _grid_starts(model, G, n_starts), bounds)
-    return out
+    weights = np.stack([_resample_weights(rng, n, groups) for _ in range(n_bootstrap)])
+    n_workers = min(_bootstrap_workers(n_bootstrap, workers), n_bootstrap)
+    if n_workers == 1:
+        return _refit_chunk(logX, logy, delta, G, n_starts, bounds, weights)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = np.array_split(weights, n_workers * 4)
+    with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
+        parts = list(pool.map(_refit_chunk, *zip(*[(logX, logy, delta, G, n_starts, bounds, c) for c in chunks])))
+    return np.vstack(parts)
 
 
 def _check_bootstrap_args(n_bootstrap, delta) -> None:
@@ -395,7 +430,8 @@ def _check_groups(groups, n: int) -> np.ndarray | None:
     return g
 
 
-def _run_bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups, points, n_params, what):
+def _run_bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups, points, n_params, what,
+                   workers=None):
     """Bootstrap thetas, or an empty array and a warning when the resamples would degenerate."""
     if n_bootstrap <= 0:
         return np.empty((0, G.shape[1]))
@@ -403,7 +439,7 @@ def _run_bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups, p
     if why is not None:
         warnings.warn(why, RuntimeWarning, stacklevel=3)
         return np.empty((0, G.shape[1]))
-    return _bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups)
+    return _bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups, workers)
 
 
 # ----------------------------- saturating power law ------------------------------------------
@@ -476,7 +512,7 @@ def _saturating_grid(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def fit_saturating_power_law(x, y, *, delta: float = 1e-3, n_bootstrap: int = 1000, level: float = 0.95,
                              seed: int | None = 0, n_starts: int | None = 4,
-                             grid: np.ndarray | None = None, groups=None) -> SaturatingFit:
+                             grid: np.ndarray | None = None, groups=None, workers: int | None = None) -> SaturatingFit:
     """Fit ``y = E + A * x**(-alpha)`` (an irreducible term plus a power law), Chapter 5.
 
     Method of Hoffmann et al. (2022), Approach 3: parameters in log space (``e = log E``, ``a = log A``),
@@ -490,6 +526,7 @@ def fit_saturating_power_law(x, y, *, delta: float = 1e-3, n_bootstrap: int = 10
     point) resamples whole groups instead of points, for points that are not independent (e.g. cool-down
     branches of one training run, Chapter 6). The bootstrap is refused, with a warning and no interval,
     when there are fewer than 6 distinct points (twice the 3 parameters) or fewer than 5 groups.
+    The refits run in ``workers`` processes (default: one per core, for 64 refits or more).
 
     Returns a :class:`SaturatingFit`. Needs at least 4 positive, finite points.
     """
@@ -515,8 +552,8 @@ def fit_saturating_power_law(x, y, *, delta: float = 1e-3, n_bootstrap: int = 10
     _warn_at_bounds(best, bounds, ["log E", "log A", "alpha"])
     _warn_no_floor(float(np.exp(best[0])), float(y.min()))
     groups = _check_groups(groups, n)
-    boot = _run_bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups, x[:, None], 3,
-                          "a saturating power law")
+    boot = _run_bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups, x[:, None], 3,
+                          "a saturating power law", workers)
     samples = np.column_stack([np.exp(boot[:, 0]), np.exp(boot[:, 1]), boot[:, 2]]) if len(boot) else \
         np.empty((0, 3))
     ci = _percentile_ci(samples, level) if len(samples) else np.full((3, 2), np.nan)
@@ -629,7 +666,8 @@ class ChinchillaFit:
 
 def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 1000, level: float = 0.95,
                    seed: int | None = 0, n_starts: int | None = 8,
-                   grid: Mapping[str, Iterable[float]] | None = None, groups=None) -> ChinchillaFit:
+                   grid: Mapping[str, Iterable[float]] | None = None, groups=None,
+                   workers: int | None = None) -> ChinchillaFit:
     """Fit ``L(N, D) = E + A/N**alpha + B/D**beta`` by Hoffmann et al. (2022), Approach 3 (Chapter 7).
 
     Parameters are fitted in log space (``a = log A``, ``b = log B``, ``e = log E``); the prediction is
@@ -642,7 +680,8 @@ def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 1000, lev
     as the point fit (the grid scored on the resample, L-BFGS from its best ``n_starts``). ``groups`` (one
     label per run) resamples whole groups, e.g. model sizes whose points are cool-down branches of one
     training run (Chapter 6). The bootstrap is refused, with a warning and no interval, when the runs
-    have fewer than 10 distinct (N, D) points or fewer than 5 groups.
+    have fewer than 10 distinct (N, D) points or fewer than 5 groups. The refits run in ``workers``
+    processes (default: one per core, for 64 refits or more); the result does not depend on their number.
 
     ``N`` parameters, ``D`` tokens, ``L`` losses (nats per token). Needs at least 6 points.
     Returns a :class:`ChinchillaFit`.
@@ -676,8 +715,8 @@ def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 1000, lev
     _warn_at_bounds(best, bounds, ["log E", "log A", "log B", "alpha", "beta"])
     _warn_no_floor(float(np.exp(best[0])), float(L.min()))
     groups = _check_groups(groups, n)
-    boot = _run_bootstrap(factory, n, G, n_starts, bounds, n_bootstrap, seed, groups, np.column_stack([N, D]),
-                          5, "L(N, D) = E + A/N^alpha + B/D^beta")
+    boot = _run_bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups,
+                          np.column_stack([N, D]), 5, "L(N, D) = E + A/N^alpha + B/D^beta", workers)
     if len(boot):
         samples = np.column_stack([np.exp(boot[:, 0]), np.exp(boot[:, 1]), np.exp(boot[:, 2]),
                                    boot[:, 3], boot[:, 4]])
