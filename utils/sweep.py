@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -683,6 +684,17 @@ def _plan_table(grid: SweepGrid) -> str:
     return "\n".join(lines)
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return platform.processor() or platform.machine()  # pragma: no cover
+
+
 def main(argv=None) -> int:
     """Command-line entry point: run (or resume) a profile's sweep and print a summary table, print the
     plan (``--list``), or measure branches against separate runs (``--bench``).
@@ -697,6 +709,9 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="print the planned points and exit without training")
     p.add_argument("--bench", action="store_true",
                    help="train three sizes' points as separate cosine runs and as branches; print both and the ratio")
+    p.add_argument("--whole", action="store_true",
+                   help="with --bench: also train the whole grid from scratch with branches and time it")
+    p.add_argument("--save", default=None, help="with --bench: also write the JSON result to this file")
     p.add_argument("--max_trunks", type=int, default=None, help="stop after this many sizes")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--workers", type=int, default=None,
@@ -713,7 +728,21 @@ def main(argv=None) -> int:
             print(f"{name:>26}: {res['points']} points in {res[name]['seconds']:7.1f} s = "
                   f"{res[name]['points_per_minute']:6.2f} points/min")
         print(f"{'ratio':>26}: {res['ratio']:.2f}x more points per minute with branches")
+        if args.whole:
+            import tempfile
+            path = Path(tempfile.mkdtemp(prefix="sweep-whole-")) / "whole.jsonl"
+            t0 = time.perf_counter()
+            whole = run_sweep(grid, path=path, progress=not args.no_progress, workers=args.workers)
+            sec = time.perf_counter() - t0
+            res["whole sweep"] = {"points": len(whole), "seconds": round(sec, 1),
+                                  "points_per_minute": round(60 * len(whole) / sec, 2)}
+            print(f"{'whole ' + grid.name + ' sweep':>26}: {len(whole)} points in {sec:7.1f} s = "
+                  f"{60 * len(whole) / sec:6.2f} points/min")
+        res["machine"] = f"{runtime.usable_cores()} usable cores; {_cpu_name()}"
         print(json.dumps(res))
+        if args.save:
+            Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.save).write_text(json.dumps(res, indent=1) + "\n")
         return 0
     path = Path(args.out) if args.out else results_path(grid)
     t0 = time.perf_counter()
