@@ -12,10 +12,21 @@ decay on matrices {cite}`loshchilov2019decoupled`, linear warm-up then cosine de
 Command line (prints one JSON object as its last line)::
 
     python -m utils.train --n_layer 4 --n_head 4 --n_embd 128 --n_ctx 64 --max_iters 2000
+
+One run on several GPUs (or CPU processes), data-parallel with PyTorch's
+``DistributedDataParallel`` {cite}`li2020pytorch`: start the same command with ``torchrun``::
+
+    torchrun --nproc_per_node=4 -m utils.train --n_layer 6 --n_head 6 --n_embd 384 --n_ctx 256 --batch_size 32
+
+Every process draws the positions of the whole batch from the same seeded generator and gathers
+only its own ``batch_size / world_size`` windows, so the global batch, the schedule, the token
+counts, FLOPs and MFU (against the peak of all the devices) are those of the one-process run, and
+the loss curve is the same up to rounding. Only rank 0 writes checkpoints and prints the JSON.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -363,17 +374,26 @@ def run_key(model_config: GPTConfig, train_config: TrainConfig, dataset=None, fi
 
 
 class _Batches:
-    """Random windows of ``n_ctx + 1`` tokens from one split, drawn with their own generator."""
+    """Random windows of ``n_ctx + 1`` tokens from one split, drawn with their own generator.
 
-    def __init__(self, data: np.ndarray, batch_size: int, n_ctx: int, seed: int, device: torch.device):
+    ``shard=(rank, world_size)`` (data-parallel training): the start positions of the whole batch
+    are drawn, as in one process, and this process keeps only its ``rank``-th slice of them.
+    """
+
+    def __init__(self, data: np.ndarray, batch_size: int, n_ctx: int, seed: int, device: torch.device,
+                 shard: tuple[int, int] | None = None):
         self.data = torch.from_numpy(np.ascontiguousarray(np.asarray(data, dtype=np.int64)))
         self.batch_size, self.n_ctx, self.device = batch_size, n_ctx, device
         self.offsets = torch.arange(n_ctx + 1)
         self.high = len(self.data) - n_ctx
         self.generator = torch.Generator().manual_seed(seed)
+        self.shard = shard
 
     def sample(self, batch_size: int | None = None):
         starts = torch.randint(self.high, (batch_size or self.batch_size,), generator=self.generator)
+        if self.shard is not None:
+            rank, world = self.shard
+            starts = starts.view(world, -1)[rank]
         windows = self.data[starts[:, None] + self.offsets]  # (B, n_ctx + 1), one gather
         if self.device.type == "cuda":
             windows = windows.pin_memory().to(self.device, non_blocking=True)
@@ -453,8 +473,11 @@ def _load_finished(run_dir: Path, mc: GPTConfig, device: torch.device) -> TrainR
 # ----------------------------------------------------------------------------- the trainer
 
 @torch.no_grad()
-def _evaluate(model, batches: list, amp_dtype, device) -> float:
-    """Mean loss over fixed evaluation batches (each the same size, so the mean of means is exact)."""
+def _evaluate(model, batches: list, amp_dtype, device, distributed: bool = False) -> float:
+    """Mean loss over fixed evaluation batches (each the same size, so the mean of means is exact).
+
+    ``distributed=True``: each process holds a share of the windows; the sums are added across processes.
+    """
     was_training = model.training
     model.eval()
     total = torch.zeros((), device=device)
@@ -464,14 +487,27 @@ def _evaluate(model, batches: list, amp_dtype, device) -> float:
         total += loss.float() * x.shape[0]
     model.train(was_training)
     n = sum(x.shape[0] for x, _ in batches)
+    if distributed:
+        both = torch.stack([total, torch.tensor(float(n), device=device)])
+        torch.distributed.all_reduce(both)
+        return float(both[0]) / float(both[1])
     return float(total) / n
 
 
-def _fixed_eval_batches(data, tc: TrainConfig, n_ctx: int, seed: int, device) -> list:
-    """``eval_iters`` batches drawn once (same every evaluation), merged into larger chunks."""
+def _fixed_eval_batches(data, tc: TrainConfig, n_ctx: int, seed: int, device,
+                        shard: tuple[int, int] | None = None) -> list:
+    """``eval_iters`` batches drawn once (same every evaluation), merged into larger chunks.
+
+    ``shard=(rank, world_size)``: only this process's contiguous share of the windows.
+    """
     src = _Batches(data, tc.batch_size, n_ctx, seed, torch.device("cpu"))
     x, y = src.sample(tc.batch_size * tc.eval_iters)
     chunk = tc.batch_size * min(tc.eval_iters, 8)  # fewer, larger forward passes: less per-op overhead
+    if shard is not None:
+        rank, world = shard
+        rows = x.shape[0] // world
+        x, y = x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows]
+        chunk = max(1, chunk // world)
     out = []
     for i in range(0, x.shape[0], chunk):
         xb, yb = x[i:i + chunk].contiguous(), y[i:i + chunk].contiguous()
@@ -507,9 +543,26 @@ def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume
     ``result.branches`` and are passed, as each finishes, to ``on_branch(result)``. The run also
     evaluates itself at each branch's length (its constant-rate loss there). Branches do not
     combine with checkpoints (``out_dir``, ``cache``).
+
+    Data-parallel: called in every process of an initialised ``torch.distributed`` process group
+    (``torchrun ... -m utils.train`` sets one up), the run is one run spread over the processes
+    with ``DistributedDataParallel``. ``batch_size`` stays the global batch: each process takes
+    ``batch_size / world_size`` of its windows (it must divide), so the schedule, ``tokens_seen``,
+    ``flops`` and ``mfu`` (against the summed peak of all processes' devices) mean what they mean
+    for one process. Only rank 0 writes checkpoints and results; every process returns the result.
+    Branches are refused there.
     """
     mc = _as_model_config(model_config)
     tc = _as_train_config(train_config)
+    ddp = _distributed()
+    if ddp is not None:
+        if branches:
+            raise ValueError("branches are not supported in data-parallel training (torchrun): train a run with "
+                             "branches in one process, or train each branch length as its own run.")
+        if tc.batch_size % ddp[1]:
+            raise ValueError(f"data-parallel training over {ddp[1]} processes splits every batch between them, so "
+                             f"batch_size must be a multiple of {ddp[1]}; got batch_size={tc.batch_size}. Use "
+                             f"batch_size={max(1, round(tc.batch_size / ddp[1])) * ddp[1]} or another process count.")
     branch_list = _check_branches(branches, tc, mc, out_dir, cache)
     if dataset is None:
         from .data import load_dataset
@@ -527,6 +580,8 @@ def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume
                              f"windows of n_ctx + 1 = {mc.n_ctx + 1}; use a smaller n_ctx or more data.")
     total_iters = tc.iterations(mc.n_ctx)
     device = runtime.pick_device(tc.device)
+    if ddp is not None and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # torchrun: this process's GPU
 
     # the key (hash of configs and data) names cached runs and guards checkpoints against mix-ups
     key = run_key(mc, tc, dataset) if (out_dir is not None or cache) else None
@@ -544,7 +599,8 @@ def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume
     amp_dtype, dtype_name, use_scaler = _precision(device, tc.dtype)
     old_threads = torch.get_num_threads()
     if device.type == "cpu":
-        torch.set_num_threads(tc.num_threads or cpu_threads())
+        share = 1 if ddp is None else int(os.environ.get("LOCAL_WORLD_SIZE", ddp[1]))
+        torch.set_num_threads(tc.num_threads or max(1, cpu_threads() // share))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -553,6 +609,13 @@ def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume
                            run_dir, resume, progress, callback, branch_list, on_branch)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def _distributed() -> tuple[int, int] | None:
+    """``(rank, world_size)`` inside an initialised ``torch.distributed`` process group, else ``None``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return None
 
 
 def _check_branches(branches, tc: TrainConfig, mc: GPTConfig, out_dir, cache) -> list[int]:
@@ -610,13 +673,18 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
                 resume, progress, callback, branch_list=(), on_branch=None) -> TrainResult:
     from tqdm import tqdm
 
+    ddp = _distributed()
+    rank, world = ddp if ddp is not None else (0, 1)
+    shard = ddp  # data-parallel: this process's slice of every batch
     runtime.seed_everything(tc.seed)
     model = GPT(mc)  # initialised on the CPU, so every device starts from the same weights
+    if rank > 0:
+        torch.manual_seed(tc.seed + 7919 * rank)  # dropout masks of their own on the other processes
     model.to(device)
     optimizer = _make_optimizer(model, tc, device)
     scaler = torch.amp.GradScaler(device.type) if use_scaler else None
-    train_batches = _Batches(dataset.train, tc.batch_size, mc.n_ctx, tc.seed, device)
-    eval_sets = {split: _fixed_eval_batches(getattr(dataset, split), tc, mc.n_ctx, tc.seed + 1 + i, device)
+    train_batches = _Batches(dataset.train, tc.batch_size, mc.n_ctx, tc.seed, device, shard=shard)
+    eval_sets = {split: _fixed_eval_batches(getattr(dataset, split), tc, mc.n_ctx, tc.seed + 1 + i, device, shard)
                  for i, split in enumerate(("train", "val"))}
     tokens_per_step = tc.batch_size * mc.n_ctx * tc.grad_accum
     step, history, step_losses, elapsed = 0, [], [], 0.0
@@ -633,12 +701,27 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
             scaler.load_state_dict(ck["scaler"])
         step, history, step_losses, elapsed = ck["step"], ck["history"], ck["step_losses"], ck["elapsed"]
         train_batches.generator.set_state(ck["batch_rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        if device.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"], device)
+        own = ck.get("rank_rng")  # data-parallel: every process's (torch, cuda) random state
+        if own is not None and len(own) == world:
+            cpu_rng, cuda_rng = own[rank]
+        else:  # one process; or another process count than before: rank 0 keeps rank 0's state
+            cpu_rng, cuda_rng = (ck["torch_rng"], ck.get("cuda_rng")) if rank == 0 else (None, None)
+        if cpu_rng is not None:
+            torch.set_rng_state(cpu_rng)
+        if device.type == "cuda" and cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, device)
 
-    def checkpoint():
+    def checkpoint(gather: bool = True):
+        """Save the state (rank 0 only). Data-parallel, every process must call it (``gather=True``):
+        the processes' random states are gathered to rank 0 so that dropout resumes exactly."""
         if ckpt_path is None:
+            return
+        rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+        rank_rng = None
+        if ddp is not None and gather:
+            rank_rng = [None] * world
+            torch.distributed.all_gather_object(rank_rng, rng)
+        if rank != 0:
             return
         _atomic_save({
             "key": key, "model_config": mc.to_dict(), "train_config": tc.to_dict(),
@@ -646,15 +729,19 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
             "scaler": scaler.state_dict() if scaler is not None else None,
             "step": step, "history": history, "step_losses": step_losses,
             "elapsed": elapsed + (time.perf_counter() - t_start),
-            "batch_rng": train_batches.generator.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "batch_rng": train_batches.generator.get_state(), "torch_rng": rng[0], "cuda_rng": rng[1],
+            "rank_rng": rank_rng,
         }, ckpt_path)
 
     fwd = _maybe_compile(model, tc, device)
+    step_fwd = fwd  # what the training steps call: the data-parallel wrapper when there is one
+    if ddp is not None:
+        from torch.nn.parallel import DistributedDataParallel
+        step_fwd = DistributedDataParallel(fwd, device_ids=[device.index] if device.type == "cuda" else None)
     flops_per_token = model.train_flops_per_token()  # Chapter 3's count, forward and backward
 
     def eval_entry(at_step: int, lr: float, time_s: float) -> dict:
-        losses = {s: _evaluate(fwd, b, amp_dtype, device) for s, b in eval_sets.items()}
+        losses = {s: _evaluate(fwd, b, amp_dtype, device, ddp is not None) for s, b in eval_sets.items()}
         return {"step": at_step, "tokens": at_step * tokens_per_step,
                 "train_loss": losses["train"], "val_loss": losses["val"],
                 "train_bpc": losses["train"] / math.log(2), "val_bpc": losses["val"] / math.log(2),
@@ -668,13 +755,19 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=device)
-        for _ in range(tc.grad_accum):
+        for micro in range(tc.grad_accum):
             x, y = train_batches.sample()
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                _, loss = fwd(x, y)
-            loss = loss / tc.grad_accum
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+            # data-parallel: gradients are averaged across processes once, on the last micro-batch
+            quiet = step_fwd.no_sync() if ddp is not None and micro < tc.grad_accum - 1 else contextlib.nullcontext()
+            with quiet:
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    _, loss = step_fwd(x, y)
+                loss = loss / tc.grad_accum
+                (scaler.scale(loss) if scaler is not None else loss).backward()
             loss_sum += loss.detach()
+        if ddp is not None:  # the loss of the whole batch: the mean of the processes' equal shares
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= world
         loss_value = float(loss_sum)
         if not math.isfinite(loss_value):
             optimizer.zero_grad(set_to_none=True)
@@ -733,8 +826,8 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     t_start = time.perf_counter()
     if step == 0 and not history:
         evaluate_now(lr_at(0, tc, total_iters))  # the loss before training, about ln(vocab_size)
-    bar = tqdm(total=total_iters, initial=step, disable=not (progress and runtime.progress_bars()), desc="train", unit="it",
-               dynamic_ncols=True, leave=True)
+    bar = tqdm(total=total_iters, initial=step, disable=not (progress and runtime.progress_bars() and rank == 0),
+               desc="train", unit="it", dynamic_ncols=True, leave=True)
     model.train()
     lr = lr_at(step, tc, total_iters)
     last_report = time.perf_counter()
@@ -763,7 +856,9 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
             if callback is not None:
                 callback(step, {"loss": loss_value, "lr": lr, "tokens": step * tokens_per_step})
     except KeyboardInterrupt:
-        checkpoint()  # stopping by hand keeps the progress; train again with the same out_dir to resume
+        # stopping by hand keeps the progress; train again with the same out_dir to resume (data-parallel:
+        # rank 0 saves without the others' random states, since they may not be able to answer)
+        checkpoint(gather=ddp is None)
         raise
     finally:
         bar.close()
@@ -773,6 +868,8 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     own = wall - branch_time[0]
     tok_s = tokens / own if own > 0 else 0.0
     peak = peak_flops(device)
+    if peak and ddp is not None:
+        peak *= world  # the run's tokens/s come from all the processes' devices together
     mfu = flops_per_token * tok_s / peak if peak else None
     last = history[-1]
     result = TrainResult(
@@ -783,12 +880,14 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
         flops=float(flops_per_token * tokens), device=str(device), dtype=dtype_name,
         num_threads=torch.get_num_threads() if device.type == "cpu" else None,
         out_dir=str(run_dir) if run_dir is not None else None, branches=branch_results)
-    if run_dir is not None:
+    if run_dir is not None and rank == 0:
         _atomic_save({"model": model.state_dict(), "model_config": mc.to_dict()}, run_dir / "model.pt")
         _atomic_write_json({**result.to_dict(), "key": key},
                            run_dir / "result.json")
         if ckpt_path.exists():
             ckpt_path.unlink()  # finished: the weights and the result are kept, the optimiser state is not
+    if ddp is not None:
+        torch.distributed.barrier()  # no process moves on before rank 0 has written the results
     return result
 
 
@@ -826,11 +925,52 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _init_distributed(args) -> bool:
+    """Under ``torchrun`` (which sets ``RANK`` and ``WORLD_SIZE``), join the process group: ``nccl`` with
+    one GPU per process (``LOCAL_RANK``) on CUDA, ``gloo`` on the CPU. Returns whether it did."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or torch.distributed.is_initialized():
+        return False
+    device = runtime.pick_device(args.device)
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        if local >= torch.cuda.device_count():
+            raise ValueError(f"torchrun started process {local} on a machine with {torch.cuda.device_count()} "
+                             "GPU(s); use --nproc_per_node at most the number of GPUs.")
+        torch.cuda.set_device(local)
+        args.device = f"cuda:{local}"
+        backend = "nccl"
+    elif device.type == "cpu":
+        args.device = "cpu"
+        backend = "gloo"
+    else:
+        raise ValueError(f"data-parallel training runs on CUDA (nccl) or the CPU (gloo), not on {device.type}; "
+                         "set --device cpu or COURSE_DEVICE=cpu.")
+    torch.distributed.init_process_group(backend)
+    return True
+
+
 def main(argv=None) -> dict:
-    """Command-line entry point: parse arguments, train, print the results as one JSON line."""
+    """Command-line entry point: parse arguments, train, print the results as one JSON line.
+
+    Under ``torchrun`` every process trains its share of one data-parallel run (:func:`train`)
+    and only rank 0 prints.
+    """
     args = _parser().parse_args(argv)
+    joined = _init_distributed(args)
+    try:
+        return _main(args)
+    finally:
+        if joined:
+            torch.distributed.destroy_process_group()
+
+
+def _main(args) -> dict:
     from .data import CharDataset, CharTokenizer, corpus_text, load_dataset, train_val_split
 
+    ddp = _distributed()
+    rank = ddp[0] if ddp is not None else 0
+    if rank > 0:
+        torch.distributed.barrier()  # rank 0 builds the cached corpus first; the others then read it
     if args.max_chars is None:
         dataset = load_dataset()
     else:
@@ -841,6 +981,8 @@ def main(argv=None) -> dict:
         tok = CharTokenizer.from_text(text)  # the full vocabulary, so configs match full-corpus runs
         tr, va = train_val_split(tok.encode(text[: args.max_chars]), 0.1)
         dataset = CharDataset(text=text[: args.max_chars], tokenizer=tok, train=tr, val=va)
+    if ddp is not None and rank == 0:
+        torch.distributed.barrier()
     mc = GPTConfig(vocab_size=dataset.vocab_size, n_ctx=args.n_ctx, n_layer=args.n_layer, n_head=args.n_head,
                    n_embd=args.n_embd, dropout=args.dropout, bias=not args.no_bias)
     tc = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
@@ -855,7 +997,10 @@ def main(argv=None) -> dict:
         "mfu": res.mfu, "flops": res.flops, "device": res.device, "dtype": res.dtype,
         "num_threads": res.num_threads, "cached": res.cached,
     }
-    print(json.dumps(out), flush=True)
+    if ddp is not None:
+        out["world_size"] = ddp[1]
+    if rank == 0:
+        print(json.dumps(out), flush=True)
     return out
 
 
