@@ -28,6 +28,9 @@ help:
 	@echo "make lab     start JupyterLab on the notebooks"
 	@echo "make strip   remove outputs from the notebooks (they are committed without outputs)"
 	@echo "make clean   remove build outputs (make clean-cache also removes cached runs)"
+	@echo "make gpu-check  on a CUDA machine: CUDA tests, Chapter 4b's full run, precisions, TF32, compile, a sweep trunk"
+	@echo "make gpu-check-prepare  write .gpucheck/corpus.txt, to carry to a GPU machine without the corpus package"
+	@echo "make gpu-check-dry-run  rehearse the GPU check on the CPU with tiny sizes"
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +76,20 @@ strip: setup
 
 sync-setup: setup
 	$(BIN)/python -m utils.colab --sync
+
+# The GPU check (utils/gpucheck.py; book/how-to-use.md, "Beyond one machine"). It runs on a bare CUDA machine
+# without .venv, so it uses .venv's Python only where there is one; the corpus comes from .gpucheck/, which
+# gpu-check-prepare writes. Options through GPUCHECK_ARGS, e.g. GPUCHECK_ARGS='--out-dir /tmp/out'.
+.PHONY: gpu-check gpu-check-prepare gpu-check-dry-run
+GPUCHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	$(GPUCHECK_PYTHON) -m utils.gpucheck $(GPUCHECK_ARGS)
+
+gpu-check-prepare: setup
+	$(BIN)/python -m utils.gpucheck --prepare
+
+gpu-check-dry-run: setup
+	COURSE_DEVICE=cpu $(BIN)/python -m utils.gpucheck --dry-run $(GPUCHECK_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache tests/__pycache__ utils/__pycache__ notebooks/.ipynb_checkpoints

