@@ -43,7 +43,8 @@ from typing import Callable, Iterable
 from . import runtime
 from .attention import count_params, kaplan_train_flops_per_token, matmul_params, train_flops_per_token
 
-__all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "trunks", "results_path", "load_results", "run_sweep",
+__all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "trunks", "results_path", "load_results", "load_all_results",
+           "parts_dir", "submit_sweep", "run_sweep",
            "missing_points", "summary", "decades", "default_workers", "shape_for_params", "lr_for_width",
            "train_points", "schedule_check", "bench", "main"]
 
@@ -383,9 +384,29 @@ def _append(path: Path, records: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def parts_dir(path) -> Path:
+    """The folder next to a results file where cluster jobs write one file per trunk (:func:`submit_sweep`)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".parts")
+
+
+def load_all_results(path) -> list[dict]:
+    """The results of a sweep: its results file and, merged on read, the one-file-per-trunk results that
+    cluster jobs wrote into :func:`parts_dir` (no two writers ever share a file). The first line for
+    a point wins."""
+    out, seen = [], set()
+    files = [Path(path)] + sorted(parts_dir(path).glob("*.jsonl")) if parts_dir(path).is_dir() else [Path(path)]
+    for f in files:
+        for r in load_results(f):
+            if r["run"] not in seen:
+                seen.add(r["run"])
+                out.append(r)
+    return out
+
+
 def missing_points(grid: SweepGrid, path=None) -> list[dict]:
-    """The planned points of ``grid`` that its results file does not hold yet."""
-    done = {r["run"] for r in load_results(results_path(grid) if path is None else path)}
+    """The planned points of ``grid`` that its results (file and cluster parts) do not hold yet."""
+    done = {r["run"] for r in load_all_results(results_path(grid) if path is None else path)}
     return [r for r in plan(grid) if r["run"] not in done]
 
 
@@ -456,7 +477,7 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
     todo = missing_points(grid, path)
     _train_points(grid, todo, path, dataset, train_fn, progress, device, max_trunks, workers,
                   desc=f"sweep {grid.name}", total=len(specs))
-    by_name = {r["run"]: r for r in load_results(path)}
+    by_name = {r["run"]: r for r in load_all_results(path)}
     return [by_name[s["run"]] for s in specs if s["run"] in by_name]
 
 
@@ -552,6 +573,60 @@ def _run_parallel(work: list, grid: SweepGrid, path: Path, bar, n_workers: int, 
         raise
     finally:
         pool.join()
+
+
+# ----------------------------------------------------------------------------- on a cluster
+
+def _cluster_job(trunk: dict, grid: SweepGrid, out_file: str, device: str | None) -> int:
+    """One cluster job: train one trunk and write its points to a file of its own (atomically)."""
+    from .data import load_dataset
+    from .train import train
+
+    overrides = {} if device is None else {"device": device}
+    recs = _train_trunk(trunk, grid, train, load_dataset(), overrides)
+    out = Path(out_file)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    os.replace(tmp, out)  # a job killed mid-write leaves no half file behind
+    return len(recs)
+
+
+def submit_sweep(grid: SweepGrid | str | None = None, *, executor: str = "slurm", path=None, folder=None,
+                 wait: bool = True, device: str | None = None, timeout_min: int = 240,
+                 **parameters) -> list:
+    """Submit the sweep's missing trunks as cluster jobs with submitit (SLURM, or its ``local`` and ``debug``
+    executors); return the jobs (``wait=False``) or, after they finish, all results (Chapter 6, "Beyond one
+    machine" in How to use).
+
+    Each job trains one trunk and writes its points to its own file in :func:`parts_dir`, merged on read
+    by :func:`load_all_results`, so no two jobs ever write to one file. Submitting again after an
+    interruption sends only the trunks whose points are still missing. ``folder`` holds submitit's logs
+    (default: in the course cache; on SLURM it must be on a file system the compute nodes share, like
+    the cache itself). ``parameters`` go to ``executor.update_parameters`` (e.g. ``slurm_partition="gpu"``,
+    ``gpus_per_node=1``, ``cpus_per_task=4``). Needs ``pip install submitit``.
+    """
+    try:
+        import submitit
+    except ImportError:  # pragma: no cover - an optional dependency
+        raise ImportError("submit_sweep needs submitit: pip install submitit (Python 3.11 or newer).") from None
+    if executor not in ("slurm", "local", "debug"):
+        raise ValueError(f"executor must be 'slurm', 'local' or 'debug', got {executor!r}.")
+    if grid is None or isinstance(grid, str):
+        grid = grid_for(grid)
+    path = results_path(grid) if path is None else Path(path)
+    parts = parts_dir(path)
+    parts.mkdir(parents=True, exist_ok=True)
+    work = trunks(grid, missing_points(grid, path)) if missing_points(grid, path) else []
+    folder = Path(folder) if folder is not None else runtime.cache_dir("sweeps", "submitit", f"{grid.name}-{grid.key()}")
+    ex = submitit.AutoExecutor(folder=str(folder) + "/%j", cluster=executor)
+    ex.update_parameters(timeout_min=int(timeout_min), name=f"sweep-{grid.name}", **parameters)
+    jobs = [ex.submit(_cluster_job, t, grid, str(parts / f"{t['trunk']}.jsonl"), device) for t in work]
+    if not wait:
+        return jobs
+    for job in jobs:
+        job.result()  # raises with the job's traceback if it failed
+    by_name = {r["run"]: r for r in load_all_results(path)}
+    return [by_name[p["run"]] for p in plan(grid) if p["run"] in by_name]
 
 
 # ----------------------------------------------------------------------------- extra runs
@@ -712,6 +787,12 @@ def main(argv=None) -> int:
     p.add_argument("--whole", action="store_true",
                    help="with --bench: also train the whole grid from scratch with branches and time it")
     p.add_argument("--save", default=None, help="with --bench: also write the JSON result to this file")
+    p.add_argument("--executor", choices=("slurm", "local", "debug"), default=None,
+                   help="submit the missing trunks as cluster jobs with submitit instead of training here")
+    p.add_argument("--partition", default=None, help="with --executor slurm: the SLURM partition")
+    p.add_argument("--gpus_per_node", type=int, default=None, help="with --executor: GPUs per job")
+    p.add_argument("--timeout_min", type=int, default=240, help="with --executor: time limit per job (minutes)")
+    p.add_argument("--no_wait", action="store_true", help="with --executor: submit and return without waiting")
     p.add_argument("--max_trunks", type=int, default=None, help="stop after this many sizes")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--workers", type=int, default=None,
@@ -745,6 +826,20 @@ def main(argv=None) -> int:
             Path(args.save).write_text(json.dumps(res, indent=1) + "\n")
         return 0
     path = Path(args.out) if args.out else results_path(grid)
+    if args.executor:
+        params = {}
+        if args.partition:
+            params["slurm_partition"] = args.partition
+        if args.gpus_per_node is not None:
+            params["gpus_per_node"] = args.gpus_per_node
+        out = submit_sweep(grid, executor=args.executor, path=path, wait=not args.no_wait, device=args.device,
+                           timeout_min=args.timeout_min, **params)
+        if args.no_wait:
+            print(f"submitted {len(out)} jobs: {', '.join(str(j.job_id) for j in out)}; results go to {parts_dir(path)}")
+        else:
+            print(summary(out))
+            print(f"results: {path} and {parts_dir(path)} ({len(out)}/{len(plan(grid))} points)")
+        return 0
     t0 = time.perf_counter()
     results = run_sweep(grid, path=path, progress=not args.no_progress, device=args.device,
                         max_trunks=args.max_trunks, workers=args.workers)
