@@ -16,15 +16,18 @@ export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Progress bars go to stderr, which the website shows (fitters' warnings must be seen there):
 # the builds keep bars off the pages; a reader in Jupyter or Colab still sees them.
-book test unit nbval book-check: export COURSE_PROGRESS ?= 0
+book book-student test unit nbval book-check: export COURSE_PROGRESS ?= 0
 
-.PHONY: help setup book test unit nbval book-check site-check bench lab strip sync-setup clean clean-cache
+.PHONY: help setup book test unit nbval book-check site-check bench lab strip sync-setup clean clean-cache \
+	assignments book-student
 
 help:
 	@echo "make book    set up, execute every notebook, write the website to _build/html/"
 	@echo "make test    set up, unit tests, nbval on every notebook, warnings-as-errors book build, site-check"
 	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links"
 	@echo "make bench   train the reference configuration on the CPU; print tokens/s, MFU, loss, step profile"
+	@echo "make assignments  student notebooks and nbgrader grading material for every chapter, in _build/assignments/"
+	@echo "make book-student the website without solutions, in _build/student-src/_build/html/"
 	@echo "make lab     start JupyterLab on the notebooks"
 	@echo "make strip   remove outputs from the notebooks (they are committed without outputs)"
 	@echo "make clean   remove build outputs (make clean-cache also removes cached runs)"
@@ -67,6 +70,19 @@ test: unit nbval book-check
 
 bench: setup
 	$(BIN)/python -m utils.bench --profile 50
+
+# Graded assignments, generated from the chapter notebooks (their nbgrader cells and cells tagged
+# `assignment`): an nbgrader course directory with release/ (student notebooks), source/ (solutions and
+# hidden tests) and gradebook.db. tests/test_assignments.py grades reference, blank and wrong answers.
+assignments: setup
+	$(BIN)/python -m utils.assignments build --out _build/assignments
+
+# The website without solutions, for instructors who want one: built from a stripped copy of the book;
+# chapters already executed by `make book` (same code) reuse their outputs, the others are executed.
+book-student: setup
+	$(BIN)/python -m utils.assignments student-site --out _build/student-src
+	$(BIN)/jupyter-book build _build/student-src
+	@echo "Website without solutions: $(CURDIR)/_build/student-src/_build/html/index.html"
 
 lab: setup
 	$(BIN)/jupyter lab notebooks
