@@ -10,20 +10,20 @@ STAMP := $(VENV)/.installed
 export COURSE_CACHE_DIR ?= $(CURDIR)/.cache
 # Run sizes: `make book` lets utils.runtime choose (full on a CUDA GPU, quick elsewhere);
 # the test targets run the quick profile unless COURSE_PROFILE says otherwise.
-test unit nbval book-check: export COURSE_PROFILE ?= quick
+test unit nbval assignments-check book-check: export COURSE_PROFILE ?= quick
 # Kernels: prefer the kernelspec installed in .venv over any in the user's home.
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Progress bars go to stderr, which the website shows (fitters' warnings must be seen there):
 # the builds keep bars off the pages; a reader in Jupyter or Colab still sees them.
-book book-student test unit nbval book-check: export COURSE_PROGRESS ?= 0
+book book-student test unit nbval assignments-check book-check: export COURSE_PROGRESS ?= 0
 
 .PHONY: help setup book test unit nbval book-check site-check bench lab strip sync-setup clean clean-cache \
-	assignments book-student
+	assignments assignments-check book-student
 
 help:
 	@echo "make book    set up, execute every notebook, write the website to _build/html/"
-	@echo "make test    set up, unit tests, nbval on every notebook, warnings-as-errors book build, site-check"
+	@echo "make test    set up, unit tests, nbval on every notebook, the autograder's tests, warnings-as-errors book build, site-check"
 	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links"
 	@echo "make bench   train the reference configuration on the CPU; print tokens/s, MFU, loss, step profile"
 	@echo "make assignments  student notebooks and nbgrader grading material for every chapter, in _build/assignments/"
@@ -50,8 +50,10 @@ book: setup
 	$(BIN)/jupyter-book build .
 	@echo "Website: $(CURDIR)/_build/html/index.html"
 
+# The autograder's tests are left to assignments-check, which runs after nbval: graded notebooks may then
+# read what nbval's run left in the course cache.
 unit: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_assignments.py
 
 nbval: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 notebooks
@@ -65,7 +67,7 @@ site-check: setup
 	$(BIN)/python tests/site_check.py _build/html
 
 # After the book build, the browser check of every page (skipped, with a message, without Chromium).
-test: unit nbval book-check
+test: unit nbval assignments-check book-check
 	$(BIN)/python tests/site_check.py --skip-without-chromium _build/html
 
 bench: setup
@@ -76,6 +78,10 @@ bench: setup
 # hidden tests) and gradebook.db. tests/test_assignments.py grades reference, blank and wrong answers.
 assignments: setup
 	$(BIN)/python -m utils.assignments build --out _build/assignments
+
+# Every chapter's assignment graded with reference, blank and wrong answers (about 2-3 minutes).
+assignments-check: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_assignments.py
 
 # The website without solutions, for instructors who want one: built from a stripped copy of the book;
 # chapters already executed by `make book` (same code) reuse their outputs, the others are executed.
