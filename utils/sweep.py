@@ -293,15 +293,15 @@ def shape_for_params(grid: SweepGrid, N_target: float, n_layer: int | None = Non
 # ----------------------------------------------------------------------------- the profiles
 
 #: The course's grids. ``quick``: CPU, a few minutes on an idle 2-core machine; ``full``: a GPU.
-#: Widths grow by about 1.5x per rung (8, 12, 16, 24, 32, ...), so N roughly doubles; budgets grow
-#: by sqrt(2), so each size gets a point every half-doubling of compute. Small character models
+#: Widths grow by about 1.5x per rung (8, 12, 16, 24, 32, ...), so N roughly doubles; quick's budgets
+#: grow by 2^(1/4) (full's by sqrt(2)): branches are cheap, so dense budgets buy many points. Small character models
 #: are best trained on hundreds of tokens per parameter (Chapter 6), hence the high cap and up to
 #: four passes over the data.
 GRIDS: dict[str, SweepGrid] = {
     "quick": SweepGrid(
         name="quick",
         sizes=((2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128)),
-        budgets=tuple(5e10 * 2 ** (k / 2) for k in range(8)),
+        budgets=tuple(5e10 * 2 ** (k / 4) for k in range(15)),
         slice_steps=(512, 1024),
         lrs=((8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3),
              (96, 3e-3), (128, 3e-3)),
