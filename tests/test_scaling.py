@@ -2,6 +2,7 @@
 import math
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -396,3 +397,19 @@ def test_bootstrap_gives_the_same_refits_in_one_process_or_several():
     np.testing.assert_array_equal(one.samples, two.samples)
     with pytest.raises(ValueError, match="workers"):
         fit_saturating_power_law(x, y, n_bootstrap=12, workers=0)
+
+
+def test_a_script_without_a_main_guard_still_gets_its_bootstrap(tmp_path):
+    # spawned workers cannot start from such a script; the fit must fall back to refitting in-process
+    import subprocess
+    import sys
+    script = tmp_path / "noguard.py"
+    script.write_text("import numpy as np\nfrom utils.scaling import fit_saturating_power_law\n"
+                      "x = np.geomspace(10, 1e4, 8)\ny = 0.8 + 3.0 * x ** -0.4 * (1 + 0.01 * np.sin(np.arange(8)))\n"
+                      "f = fit_saturating_power_law(x, y, n_bootstrap=70, n_starts=2, workers=2)\n"
+                      "print('samples', len(f.samples))\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "samples 70" in out.stdout and "refitting in this process" in out.stderr

@@ -406,9 +406,19 @@ def _bootstrap(logX: np.ndarray, logy: np.ndarray, delta: float, n: int, G: np.n
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    from concurrent.futures.process import BrokenProcessPool
+
     chunks = np.array_split(weights, n_workers * 4)
-    with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-        parts = list(pool.map(_refit_chunk, *zip(*[(logX, logy, delta, G, n_starts, bounds, c) for c in chunks])))
+    try:
+        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
+            parts = list(pool.map(_refit_chunk, *zip(*[(logX, logy, delta, G, n_starts, bounds, c) for c in chunks])))
+    except BrokenProcessPool:
+        # spawned workers import the calling script again; a script without `if __name__ == "__main__":`
+        # cannot start them. Refit here instead (same resamples, same result, only slower).
+        warnings.warn("could not start worker processes for the bootstrap (call the fit under "
+                      "`if __name__ == '__main__':` in a script, or pass workers=1); refitting in this process.",
+                      RuntimeWarning, stacklevel=4)
+        return _refit_chunk(logX, logy, delta, G, n_starts, bounds, weights)
     return np.vstack(parts)
 
 
