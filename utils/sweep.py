@@ -138,16 +138,36 @@ class SweepGrid:
         return train_flops_per_token(SimpleNamespace(**self.model_config(n_layer, n_embd)))
 
     def flops_of_params(self, N, n_layer: int | None = None):
-        """Training FLOPs per token of a shape of depth ``n_layer`` (default ``family_layers``) with ``N``
-        non-embedding parameters, its width solved from ``N = n_layer (12 d² + 13 d) + 2 d`` and allowed to
-        be fractional: the cost curve along which :func:`utils.scaling.compute_optimal` searches (Chapter 6).
-        Equals :meth:`flops_per_token` at the widths of real shapes. Accepts scalars or arrays."""
+        """Training FLOPs per token of a model with ``N`` non-embedding parameters along this grid's ladder:
+        the cost curve along which :func:`utils.scaling.compute_optimal` searches (Chapter 6). Scalars or arrays.
+
+        For a ladder of one depth (or with ``n_layer`` given) the width is solved from
+        ``N = n_layer (12 d² + 13 d) + 2 d`` and may be fractional, so the curve equals
+        :meth:`flops_per_token` at every real shape. A ladder of several depths is interpolated (log-log)
+        between its real shapes, and beyond its ends follows the depth of the nearest end."""
         import numpy as np
 
-        L = self.family_layers if n_layer is None else int(n_layer)
         N = np.asarray(N, dtype=float)
+        depths = {L for L, _ in self.sizes}
+        if n_layer is not None or len(depths) == 1:
+            return self._family_flops(N, int(n_layer) if n_layer is not None else depths.pop())
+        ladder = sorted((count_params(SimpleNamespace(**self.model_config(L, w)), non_embedding=True),
+                         self.flops_per_token(L, w), L) for L, w in self.sizes)
+        n_l = np.log([n for n, _, _ in ladder])
+        f_l = np.log([f for _, f, _ in ladder])
+        out = np.exp(np.interp(np.log(N), n_l, f_l))
+        lo, hi = N < ladder[0][0], N > ladder[-1][0]
+        if lo.any():
+            out[lo] = self._family_flops(N[lo], ladder[0][2])
+        if hi.any():
+            out[hi] = self._family_flops(N[hi], ladder[-1][2])
+        return out if out.ndim else float(out)
+
+    def _family_flops(self, N, L: int):
+        import numpy as np
+
         b = 13 * L + 2
-        d = (-b + np.sqrt(b * b + 48 * L * N)) / (24 * L)
+        d = (-b + np.sqrt(b * b + 48 * L * np.asarray(N, dtype=float))) / (24 * L)
         return 6 * (12 * L * d ** 2 + self.vocab_size * d) + 12 * L * self.n_ctx * d
 
     def train_config(self, steps: int, n_embd: int, schedule: str = "wsd", seed: int | None = None) -> dict:
@@ -300,10 +320,10 @@ def shape_for_params(grid: SweepGrid, N_target: float, n_layer: int | None = Non
 GRIDS: dict[str, SweepGrid] = {
     "quick": SweepGrid(
         name="quick",
-        sizes=((2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128)),
-        budgets=tuple(5e10 * 2 ** (k / 4) for k in range(15)),
+        sizes=((2, 6), (2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128)),
+        budgets=tuple(2.5e10 * 2 ** (k / 4) for k in range(15)),
         slice_steps=(512, 1024),
-        lrs=((8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3),
+        lrs=((6, 1.5e-2), (8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3),
              (96, 3e-3), (128, 3e-3)),
         n_ctx=64, batch_size=8, min_steps=125, max_tokens=17_200_000, max_tokens_per_param=3000,
         warmup_iters=50, eval_iters=40,
@@ -440,7 +460,11 @@ def _train_trunk(trunk: dict, grid: SweepGrid, train_fn: Callable, dataset, over
     spent = time.perf_counter() - t0
     by_steps = {b.iters: b for b in res.branches}
     by_steps[res.iters] = res
-    trunk_loss = {h["step"]: h["val_loss"] for h in res.history if h["step"] != res.iters}  # before any cool-down
+    from .train import cooldown_steps
+
+    # the trunk's own loss at a branch's length is a constant-rate loss only before the trunk cools down itself
+    own_cool_start = res.iters - cooldown_steps(res.iters, SimpleNamespace(cooldown_fraction=grid.cooldown_fraction))
+    trunk_loss = {h["step"]: h["val_loss"] for h in res.history if h["step"] <= own_cool_start}
     return [_record(p, by_steps[p["steps"]], grid, trunk_loss.get(p["steps"]), spent) for p in trunk["points"]]
 
 
