@@ -818,7 +818,8 @@ def _numeric_optimum(C: float, c: Mapping[str, float], flops_per_token) -> float
     return float(math.exp(res.x))
 
 
-def optimal_size_exponent(fit, C_lo: float, C_hi: float, flops_per_token=None, level: float | None = None):
+def optimal_size_exponent(fit, C_lo: float, C_hi: float, flops_per_token=None, level: float | None = None,
+                          return_samples: bool = False):
     """The exponent ``a`` of ``N_opt ∝ C^a`` between budgets ``C_lo`` and ``C_hi`` implied by a joint fit,
     with a bootstrap interval (Chapter 6).
 
@@ -826,7 +827,8 @@ def optimal_size_exponent(fit, C_lo: float, C_hi: float, flops_per_token=None, l
     the slope ``ln(N_opt(C_hi)/N_opt(C_lo)) / ln(C_hi/C_lo)``, which changes with the budget. The
     interval repeats the computation for every bootstrap refit of ``fit`` (a :class:`ChinchillaFit`)
     and takes percentiles at ``level`` (default the fit's); ``(nan, nan)`` without refits.
-    Returns ``(a, (lo, hi))``."""
+    Returns ``(a, (lo, hi))``, or ``(a, (lo, hi), samples)`` with ``return_samples=True`` (the exponent of
+    every refit, e.g. for the Monte-Carlo error of the interval)."""
     if not isinstance(fit, ChinchillaFit):
         raise TypeError(f"optimal_size_exponent needs a ChinchillaFit (for its bootstrap refits), got "
                         f"{type(fit).__name__}.")
@@ -840,11 +842,11 @@ def optimal_size_exponent(fit, C_lo: float, C_hi: float, flops_per_token=None, l
 
     a = slope(fit.to_dict())
     if len(fit.samples) == 0:
-        return a, (float("nan"), float("nan"))
+        return (a, (float("nan"), float("nan"))) + ((np.empty(0),) if return_samples else ())
     keys = ("E", "A", "B", "alpha", "beta")
     vals = np.array([slope(dict(zip(keys, row))) for row in fit.samples])
     lo, hi = np.percentile(vals, [50 * (1 - level), 50 * (1 + level)])
-    return a, (float(lo), float(hi))
+    return (a, (float(lo), float(hi))) + ((vals,) if return_samples else ())
 
 
 # ---------------------------------------------------------------------------------------------
