@@ -18,8 +18,8 @@ from utils import assignments  # noqa: E402
 CHAPTERS = {assignments.assignment_id(p): p for p in assignments.chapters()}
 
 # Chapters whose graded items are still to be marked (see "For instructors"): they must build, as a
-# notebook with title and set-up only. Chapter 6 is being rewritten.
-PENDING = {"ch06"}
+# notebook with title and set-up only.
+PENDING: set[str] = set()
 
 # Plausible wrong answers: {assignment: {submission: [(solution cell, text of the reference answer,
 # what a student might write instead)]}}. Every item named must lose all its points.
@@ -54,6 +54,16 @@ WRONG = {
         ("ch05-huber-solution", "0.5 * r**2", "r**2"),                    # the quadratic part without its 1/2
         ("ch05-loglog-solution", "np.polyfit(np.log(x), np.log(y), 1)", "np.polyfit(x, np.log(y), 1)"),  # semi-log
     ]},
+    "ch06": {
+        "wrong": [
+            ("ch06-flops-solution", " + n_vocab * d)", ")"),                # the tied output head left out
+            ("ch06-parabola-solution", "np.polyfit(np.log(N), loss, 2)", "np.polyfit(N, loss, 2)"),  # parabola in N
+        ],
+        "wrong-points": [
+            ("ch06-cluster-solution", "drawn[index]",
+             "np.bincount(rng.integers(0, len(groups), len(groups)), minlength=len(groups))"),  # points, not groups
+        ],
+    },
     "ch07": {"wrong": [
         ("ch07-allocation-solution", "(C / 6) **", "C **"),               # the budget C, not C / 6
         ("ch07-lifetime-solution", "2 * N * inference_tokens", "6 * N * inference_tokens"),  # inference priced as training
