@@ -413,3 +413,13 @@ def test_a_script_without_a_main_guard_still_gets_its_bootstrap(tmp_path):
                          cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(root)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "samples 70" in out.stdout and "refitting in this process" in out.stderr
+
+
+def test_percentile_interval_of_derived_values_with_its_monte_carlo_error():
+    from utils.scaling import percentile_interval
+    v = np.random.default_rng(0).normal(0.5, 0.1, 400)
+    (lo, hi), (mc_lo, mc_hi) = percentile_interval(np.append(v, np.nan))  # non-finite values left out
+    assert (lo, hi) == tuple(np.percentile(v, [2.5, 97.5]))
+    assert 0 < mc_lo < 0.05 and 0 < mc_hi < 0.05
+    with pytest.raises(ValueError, match="at least 2 finite"):
+        percentile_interval([np.nan, 1.0])

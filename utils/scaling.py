@@ -27,6 +27,7 @@ __all__ = [
     "KAPLAN_2020", "HOFFMANN_2022", "BESIROGLU_2024", "HOFFMANN_GRID",
     "PowerLawFit", "SaturatingFit", "ChinchillaFit", "ComputeOptimal", "IsoFLOPMinima",
     "fit_power_law", "fit_saturating_power_law", "fit_chinchilla", "compute_optimal", "optimal_size_exponent",
+    "percentile_interval",
     "isoflop_minima", "chinchilla_loss", "kaplan_loss", "huber",
 ]
 
@@ -333,6 +334,20 @@ def _mc_error(samples: np.ndarray, level: float, seed: int | None, reps: int = 2
     return ends.std(axis=0, ddof=1)
 
 
+def percentile_interval(values, level: float = 0.95, seed: int | None = 0):
+    """``((lo, hi), (mc_lo, mc_hi))``: the percentile interval of bootstrap ``values`` (non-finite ones left
+    out) at ``level`` and the Monte-Carlo standard error of its two ends (Chapter 6: for quantities derived
+    from refits, such as an exponent, computed the way the fitters compute their own intervals)."""
+    level = _check_level(level)
+    v = np.asarray(values, dtype=float).reshape(-1)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        raise ValueError(f"need at least 2 finite bootstrap values for an interval, got {len(v)}.")
+    ends = _percentile_ci(v[:, None], level)[0]
+    mc = _mc_error(v[:, None], level, seed)[0]
+    return (float(ends[0]), float(ends[1])), (float(mc[0]), float(mc[1]))
+
+
 def _resample_weights(rng, n: int, groups: np.ndarray | None) -> np.ndarray:
     """Weights (how often each point is drawn) of one bootstrap resample: of points, or of whole groups."""
     if groups is None:
@@ -377,13 +392,8 @@ def _bootstrap_workers(n_bootstrap: int, workers: int | None) -> int:
         return int(workers)
     if n_bootstrap < 64:
         return 1  # not worth starting processes
-    try:
-        import os
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        import os
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    from .runtime import usable_cores  # torch-free: this module stays pure NumPy/SciPy
+    return min(8, usable_cores())
 
 
 def _bootstrap(logX: np.ndarray, logy: np.ndarray, delta: float, n: int, G: np.ndarray, n_starts, bounds,

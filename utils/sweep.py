@@ -266,8 +266,9 @@ def _allowed(grid: SweepGrid, steps: int, N: int) -> bool:
 def trunks(grid: SweepGrid, points: list[dict] | None = None) -> list[dict]:
     """The training runs that produce ``points`` (default: the whole plan), one per size: the longest
     point's ``wsd`` run, with a cool-down branch at each shorter point's length. Each dict has
-    ``trunk``, ``model_config``, ``train_config``, ``branches`` (step counts) and ``points``;
-    largest cost first (about ``(1 - f) S_max + f Σ S`` steps for cool-down fraction ``f``)."""
+    ``trunk``, ``model_config``, ``train_config``, ``branches`` (step counts), ``points`` and ``steps`` (the
+    optimiser steps it trains: about ``(1 - f) S_max + f Σ S`` for cool-down fraction ``f``); largest
+    cost first."""
     points = plan(grid) if points is None else points
     by_trunk: dict[str, list] = {}
     for p in points:
@@ -280,7 +281,7 @@ def trunks(grid: SweepGrid, points: list[dict] | None = None) -> list[dict]:
         cost_steps = (1 - f) * steps[-1] + f * sum(steps)
         out.append({"trunk": name, "model_config": longest["model_config"],
                     "train_config": longest["train_config"], "branches": steps[:-1], "points": pts,
-                    "cost": cost_steps * longest["flops_per_token"] * (1 + 64 / longest["n_embd"])})
+                    "steps": cost_steps, "cost": cost_steps * longest["flops_per_token"] * (1 + 64 / longest["n_embd"])})
     return sorted(out, key=lambda t: -t["cost"])
 
 
@@ -507,7 +508,7 @@ def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
 
 def _train_points(grid, todo, path, dataset, train_fn, progress, device, max_trunks, workers, desc, total):
     """Train the trunks that produce the points ``todo``, appending their results to ``path``."""
-    work = trunks(grid, todo) if todo else []
+    work = trunks(grid, todo)
     if max_trunks is not None:
         work = work[:max_trunks]
     if not work:
@@ -640,7 +641,7 @@ def submit_sweep(grid: SweepGrid | str | None = None, *, executor: str = "slurm"
     path = results_path(grid) if path is None else Path(path)
     parts = parts_dir(path)
     parts.mkdir(parents=True, exist_ok=True)
-    work = trunks(grid, missing_points(grid, path)) if missing_points(grid, path) else []
+    work = trunks(grid, missing_points(grid, path))
     folder = Path(folder) if folder is not None else runtime.cache_dir("sweeps", "submitit", f"{grid.name}-{grid.key()}")
     ex = submitit.AutoExecutor(folder=str(folder) + "/%j", cluster=executor)
     ex.update_parameters(timeout_min=int(timeout_min), name=f"sweep-{grid.name}", **parameters)
@@ -716,7 +717,7 @@ def bench(grid: SweepGrid | str = "quick", sizes: tuple | None = None, workers: 
     grid = grid_for(grid) if isinstance(grid, str) else grid
     if sizes is None:
         mid = len(grid.sizes) // 2
-        sizes = tuple(grid.sizes[max(0, mid - 2):mid + 1:1][::1][:3])
+        sizes = tuple(grid.sizes[max(0, mid - 2):mid + 1])
     pts = [p for p in plan(grid) if (p["n_layer"], p["n_embd"]) in set(map(tuple, sizes))]
     if not pts:
         raise ValueError(f"none of the sizes {sizes!r} has points in grid {grid.name!r}.")
@@ -769,9 +770,7 @@ def summary(results: Iterable[dict]) -> str:
 def _plan_table(grid: SweepGrid) -> str:
     runs = plan(grid)
     tr = trunks(grid)
-    f = grid.cooldown_fraction
-    steps_branch = sum((1 - f) * max(t["branches"] + [t["train_config"]["max_iters"]]) +
-                       f * sum(t["branches"] + [t["train_config"]["max_iters"]]) for t in tr)
+    steps_branch = sum(t["steps"] for t in tr)
     steps_sep = sum(r["steps"] for r in runs)
     lines = [f"grid {grid.name} ({grid.key()}): {len(runs)} points from {len(tr)} trunks, N from "
              f"{min(r['N'] for r in runs):,} to {max(r['N'] for r in runs):,} ({decades(grid):.2f} decades); "
