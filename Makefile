@@ -19,10 +19,11 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 book book-student test unit nbval assignments-check book-check: export COURSE_PROGRESS ?= 0
 
 .PHONY: help setup book test unit nbval book-check site-check bench lab strip sync-setup clean clean-cache \
-	assignments assignments-check book-student
+	assignments assignments-check book-student translate
 
 help:
-	@echo "make book    set up, execute every notebook, write the website to _build/html/"
+	@echo "make book    set up, execute every notebook, write the website to _build/html/ (Chinese edition: _build/html/zh_CN/)"
+	@echo "make translate  after editing English prose: update the Chinese catalogs (locales/zh_CN/) and list what to translate"
 	@echo "make test    set up, unit tests, nbval on every notebook, the autograder's tests, warnings-as-errors book build, site-check"
 	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links"
 	@echo "make bench   train the reference configuration on the CPU; print tokens/s, MFU, loss, step profile"
@@ -46,9 +47,18 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# The Chinese edition (book/_ext/editions.py) is built from the same sources with the catalogs in
+# locales/zh_CN/, into _build/html/zh_CN/; it reuses the English build's executed notebooks.
+EDITIONS := zh_CN
+
 book: setup
 	$(BIN)/jupyter-book build .
-	@echo "Website: $(CURDIR)/_build/html/index.html"
+	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py build $$lang || exit 1; done
+	@echo "Website: $(CURDIR)/_build/html/index.html (中文版: $(CURDIR)/_build/html/zh_CN/index.html)"
+
+# After editing English prose: re-extract the messages, update the catalogs (sphinx-intl), list what to translate.
+translate: setup
+	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py update --language $$lang || exit 1; done
 
 # The autograder's tests are left to assignments-check, which runs after nbval: graded notebooks may then
 # read what nbval's run left in the course cache.
@@ -60,7 +70,8 @@ nbval: setup
 
 book-check: setup
 	$(BIN)/jupyter-book build -W -n --keep-going .
-	@echo "Website: $(CURDIR)/_build/html/index.html"
+	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py build $$lang --strict || exit 1; done
+	@echo "Website: $(CURDIR)/_build/html/index.html (中文版: $(CURDIR)/_build/html/zh_CN/index.html)"
 
 # Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots go to _build/site-check/.
 site-check: setup
@@ -115,6 +126,7 @@ gpu-check-dry-run: setup
 
 clean:
 	rm -rf _build .pytest_cache tests/__pycache__ utils/__pycache__ notebooks/.ipynb_checkpoints
+	find locales -name '*.mo' -delete
 
 clean-cache:
 	rm -rf .cache

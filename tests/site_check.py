@@ -8,7 +8,12 @@ book build with ``--skip-without-chromium``. For each page it checks:
 * **images**: every ``<img>`` loaded (``naturalWidth > 0``);
 * **JavaScript**: the browser console logged no error (level SEVERE);
 * **links**: every link to a local file points at a file in the site, and every ``#anchor`` at an
-  id on the target page.
+  id on the target page;
+* **editions**: the page declares its edition's language (``<html lang>``), links to the same page
+  in every other edition (the switch at its top), and a translated page's prose is in its
+  language; a browser font draws that language's characters (not empty boxes).
+
+Then, in every edition, a search for a word returns the page that explains it.
 
 Pages are opened from disk (``file://``) with every host name made unresolvable, as a reader
 without a network would open them, so a page that needs a CDN fails. A screenshot of each page's
@@ -62,6 +67,9 @@ class PageHTML:
     links: list[tuple[str, str]] = field(default_factory=list)  # (tag, url) of loads and links
     ids: set[str] = field(default_factory=set)           # id="..." and <a name="...">
     tex_errors: list[str] = field(default_factory=list)  # MathJax's messages for TeX it could not parse
+    lang: str = ""                                        # <html lang="...">
+    switches: list[str] = field(default_factory=list)    # hrefs of the language switch (a.edition-switch)
+    redirect: bool = False                               # a <meta http-equiv="refresh"> page
 
 
 class _Parser(HTMLParser):
@@ -92,6 +100,11 @@ class _Parser(HTMLParser):
             match = re.search(r"url\s*=\s*['\"]?([^'\"\s]+)", attrs.get("content", ""), re.I)
             if match:  # a redirect page (the site's index.html): its target must exist
                 self.page.links.append(("meta", match.group(1)))
+                self.page.redirect = True
+        if tag == "html":
+            self.page.lang = attrs.get("lang", "")
+        if tag == "a" and "edition-switch" in attrs.get("class", "").split():
+            self.page.switches.append(attrs.get("href", ""))
         if tag == "mjx-merror":
             self.page.tex_errors.append(attrs.get("data-mjx-error") or "TeX error")
         if not closes:
@@ -202,7 +215,7 @@ def site_pages(site: Path) -> list[str]:
     pages = []
     for path in sorted(site.rglob("*.html")):
         rel = path.relative_to(site)
-        if not rel.parts[0].startswith("_"):
+        if not any(part.startswith("_") for part in rel.parts[:-1]):
             pages.append(rel.as_posix())
     return pages
 
@@ -210,6 +223,46 @@ def site_pages(site: Path) -> list[str]:
 def screenshot_name(page: str) -> str:
     """The screenshot file for ``page``: ``notebooks/05_power_laws.html`` -> ``notebooks-05_power_laws.png``."""
     return page[:-len(".html")].replace("/", "-") + ".png"
+
+
+# The site's editions: the folder of each under the English root and its <html lang>, and a word
+# whose search must find a page (relative to the edition's folder).
+EDITIONS = {"": "en", "zh_CN/": "zh-CN"}
+SEARCH_PROBES = {"": [("perplexity", "notebooks/01_language_models.html")],
+                 # a word, and a phrase that only a segmenting query splitter can find
+                 "zh_CN/": [("困惑度", "notebooks/01_language_models.html"),
+                            ("幂律的指数", "notebooks/05_power_laws.html")]}
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+MIN_CJK = 20  # characters of Chinese prose on a page of the Chinese edition, at least
+
+
+def edition_of(page: str, editions=EDITIONS) -> str:
+    """The folder of the edition ``page`` belongs to ("" for the English root)."""
+    return max((p for p in editions if page.startswith(p)), key=len)
+
+
+def edition_problems(page: str, html: str, editions=EDITIONS) -> list[str]:
+    """What is wrong with ``page``'s edition: its language, its switch, the language of its prose."""
+    parsed = parse_page(html)
+    if parsed.redirect:  # nothing to read: the page it redirects to is checked
+        return []
+    here = edition_of(page, editions)
+    problems = []
+    if parsed.lang != editions[here]:
+        problems.append(f"<html lang> is {parsed.lang!r}, expected {editions[here]!r}")
+    rest = page[len(here):]
+    for folder in editions:
+        if folder == here:
+            continue
+        want = f"{folder}{rest}"
+        got = [local_target(page, h) for h in parsed.switches]
+        if not any(t is not None and t[0] == want for t in got):
+            problems.append(f"no language switch to the same page in the other edition ({want})")
+    if editions[here].startswith("zh"):
+        cjk = sum(len(_CJK.findall(t)) for t in parsed.texts)
+        if cjk < MIN_CJK:
+            problems.append(f"only {cjk} Chinese characters in the page's prose: is it translated?")
+    return problems
 
 
 # --- the browser ---------------------------------------------------------------------------------
@@ -297,9 +350,63 @@ def check_page(chrome, site: Path, page: str, shots: Path) -> tuple[list[str], i
     parsed = parse_page(result["html"])
     problems += [f"MathJax could not parse TeX: {msg}" for msg in parsed.tex_errors]
     problems += raw_tex(parsed.texts)
-    # Links are checked on the file as built (the rendered DOM adds MathJax's own elements).
-    problems += broken_links(site, page, (site / page).read_text(encoding="utf-8", errors="replace"))
+    # Links and editions are checked on the file as built (the rendered DOM adds MathJax's own elements).
+    built = (site / page).read_text(encoding="utf-8", errors="replace")
+    problems += broken_links(site, page, built)
+    problems += edition_problems(page, built)
+    if (EDITIONS[edition_of(page)].startswith("zh") and not parse_page(built).redirect
+            and not chrome.execute_script(_DRAWS_CJK)):
+        problems.append("no font draws Chinese characters: they show as empty boxes "
+                        "(Debian: apt-get install fonts-noto-cjk)")
     return problems, result.get("formulas", 0)
+
+
+# Does the page's own font stack draw a Chinese character, rather than the box of a missing glyph?
+# Compared with a code point no font has (U+10FFFD, private use).
+_DRAWS_CJK = r"""
+const font = getComputedStyle(document.body).fontSize + " " + getComputedStyle(document.body).fontFamily;
+function pixels(ch) {
+  const c = document.createElement("canvas"); c.width = 64; c.height = 64;
+  const g = c.getContext("2d"); g.font = font.replace(/^[^ ]+/, "40px"); g.fillText(ch, 4, 48);
+  return g.getImageData(0, 0, 64, 64).data.join(",");
+}
+const missing = pixels("\u{10FFFD}"), han = pixels("\u5f8b"), han2 = pixels("\u7387");
+return han !== missing && han2 !== missing && han !== han2;
+"""
+
+_SEARCH = """
+const done = arguments[arguments.length - 1];
+const t0 = Date.now();
+(function poll() {
+  const items = Array.from(document.querySelectorAll("#search-results ul.search li a"));
+  const summary = document.querySelector("#search-results .search-summary");
+  // the summary is written once every result is listed (results appear one by one)
+  if ((summary && summary.textContent.trim()) || Date.now() - t0 > 30000) {
+    done({hrefs: items.map(a => a.getAttribute("href")), summary: summary ? summary.textContent : ""});
+  } else { setTimeout(poll, 200); }
+})();
+"""
+
+
+def check_search(chrome, site: Path) -> list[str]:
+    """In each edition, search for probe words; the page that explains each must be among the results."""
+    from urllib.parse import quote
+
+    problems = []
+    for folder, probes in SEARCH_PROBES.items():
+        page = site / folder / "search.html"
+        if not page.is_file():
+            continue
+        for word, expected in probes:
+            chrome.get(page.resolve().as_uri() + "?q=" + quote(word))
+            result = chrome.execute_async_script(_SEARCH)
+            found = [urlsplit(h).path for h in result["hrefs"]]
+            ok = any(h.endswith(expected) for h in found)
+            print(f"{'ok  ' if ok else 'FAIL'} search {folder or '(English)'} {word!r}: {len(found)} results")
+            if not ok:
+                problems.append(f"search in {folder or 'the English edition'} for {word!r} does not find "
+                                f"{expected} (results: {found[:5]}; {result['summary'].strip()[:120]})")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             if len(problems) > MAX_SHOWN:
                 print(f"       ... and {len(problems) - MAX_SHOWN} more")
             failed += bool(problems)
+        search_problems = check_search(chrome, site)
+        for problem in search_problems:
+            print(f"       {problem}")
+        failed += len(search_problems)
     finally:
         chrome.quit()
     print(f"Checked {len(pages)} pages in headless Chromium in {time.perf_counter() - start:.0f} s; "
