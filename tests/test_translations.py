@@ -80,6 +80,11 @@ def test_language_switch_links_the_same_page():
     assert editions.other_editions("search", "zh_CN") == [("en", "English", "../search.html")]
 
 
+def test_no_switch_to_an_edition_without_catalogs(tmp_path, monkeypatch):
+    monkeypatch.setattr(editions, "LOCALES", tmp_path / "locales")  # e.g. make book-student's copy
+    assert editions.other_editions("book/intro", "en") == []
+
+
 def test_every_message_is_translated(tmp_path):
     """Fails on any untranslated, fuzzy or damaged message of the real catalogs, naming page and string."""
     editions.gettext(tmp_path / "gettext")

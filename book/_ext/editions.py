@@ -164,11 +164,16 @@ def _install_theme_labels(app, tr):
 
 
 def other_editions(pagename, language):
-    """[(language, label, relative href)] of the same page in every other edition."""
+    """[(language, label, relative href)] of the same page in every other edition.
+
+    An edition counts when it has catalogs (a copy of the book without locales/, such as
+    ``make book-student``'s, has English only and no switch).
+    """
     here_prefix, _ = EDITIONS[language]
     up = "../" * pagename.count("/") + "../" * here_prefix.count("/")
     return [(lang, label, f"{up}{prefix}{pagename}.html")
-            for lang, (prefix, label) in EDITIONS.items() if lang != language]
+            for lang, (prefix, label) in EDITIONS.items()
+            if lang != language and (lang == "en" or (LOCALES / lang).is_dir())]
 
 
 def _page_context(app, pagename, templatename, context, doctree):
