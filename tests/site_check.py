@@ -241,9 +241,9 @@ def edition_of(page: str, editions=EDITIONS) -> str:
     return max((p for p in editions if page.startswith(p)), key=len)
 
 
-def edition_problems(page: str, html: str, editions=EDITIONS) -> list[str]:
-    """What is wrong with ``page``'s edition: its language, its switch, the language of its prose."""
-    parsed = parse_page(html)
+def edition_problems(page: str, parsed: PageHTML, editions=EDITIONS) -> list[str]:
+    """What is wrong with ``page``'s edition (``parsed``: its HTML through :func:`parse_page`):
+    its language, its switch, the language of its prose."""
     if parsed.redirect:  # nothing to read: the page it redirects to is checked
         return []
     here = edition_of(page, editions)
@@ -353,8 +353,9 @@ def check_page(chrome, site: Path, page: str, shots: Path) -> tuple[list[str], i
     # Links and editions are checked on the file as built (the rendered DOM adds MathJax's own elements).
     built = (site / page).read_text(encoding="utf-8", errors="replace")
     problems += broken_links(site, page, built)
-    problems += edition_problems(page, built)
-    if (EDITIONS[edition_of(page)].startswith("zh") and not parse_page(built).redirect
+    parsed_built = parse_page(built)
+    problems += edition_problems(page, parsed_built)
+    if (EDITIONS[edition_of(page)].startswith("zh") and not parsed_built.redirect
             and not chrome.execute_script(_DRAWS_CJK)):
         problems.append("no font draws Chinese characters: they show as empty boxes "
                         "(Debian: apt-get install fonts-noto-cjk)")

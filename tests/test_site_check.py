@@ -119,3 +119,30 @@ def test_missing_site_and_missing_browser_are_reported(tmp_path, monkeypatch, ca
     assert "skipped" in capsys.readouterr().out
     assert sc.main([str(tmp_path)]) == 2
     assert "apt-get install chromium chromium-driver" in capsys.readouterr().err
+
+
+def _edition_page(lang, switch_href, prose):
+    return (f'<html lang="{lang}"><body><a class="edition-switch" href="{switch_href}">x</a>'
+            f"<p>{prose}</p></body></html>")
+
+
+def test_a_page_in_each_edition_passes():
+    en = _edition_page("en", "../zh_CN/notebooks/01_x.html", "English prose.")
+    zh = _edition_page("zh-CN", "../../notebooks/01_x.html", "语言模型的困惑度" * 3)
+    assert sc.edition_problems("notebooks/01_x.html", sc.parse_page(en)) == []
+    assert sc.edition_problems("zh_CN/notebooks/01_x.html", sc.parse_page(zh)) == []
+
+
+def test_edition_problems_are_named():
+    wrong_lang = _edition_page("en", "../../notebooks/01_x.html", "语言模型的困惑度" * 3)
+    assert "<html lang>" in sc.edition_problems("zh_CN/notebooks/01_x.html", sc.parse_page(wrong_lang))[0]
+    other_page = _edition_page("en", "../zh_CN/notebooks/02_y.html", "Prose.")
+    assert "no language switch" in sc.edition_problems("notebooks/01_x.html", sc.parse_page(other_page))[0]
+    untranslated = _edition_page("zh-CN", "../../notebooks/01_x.html", "Still English prose.")
+    assert "Chinese characters" in sc.edition_problems("zh_CN/notebooks/01_x.html", sc.parse_page(untranslated))[0]
+
+
+def test_a_redirect_page_has_no_edition_to_check():
+    html = '<html><head><meta http-equiv="refresh" content="0; url=book/intro.html"></head></html>'
+    assert sc.edition_problems("zh_CN/index.html", sc.parse_page(html)) == []
+    assert sc.edition_of("zh_CN/index.html") == "zh_CN/" and sc.edition_of("index.html") == ""

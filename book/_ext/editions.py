@@ -58,15 +58,17 @@ EXTRA_LABELS = (
     "Launch on", "Launch interactive content", "Live Code", "Launch Thebe", "Repository",
     "Source repositories", "Show source", "Suggest edit", "Open issue", "Link to this heading",
 )
-# Configuration strings that reach the page (besides title, author and the theme options below).
-CONFIG_LABELS = ("nb_code_prompt_show", "nb_code_prompt_hide")
+# The site's own strings that come from the configuration rather than from a page: Sphinx settings,
+# and options of the theme. The gettext builder extracts them into site.pot; a translated edition
+# replaces them with site.po's translations.
+SITE_CONFIG = ("html_title", "author", "nb_code_prompt_show", "nb_code_prompt_hide")
+SITE_THEME_OPTIONS = ("search_bar_text", "extra_footer")
 
 
 def site_strings(config):
     """The site's own strings that come from _config.yml rather than from a page."""
     opts = config.html_theme_options or {}
-    strings = [config.html_title, config.author, opts.get("search_bar_text", ""),
-               opts.get("extra_footer", "")] + [config[k] for k in CONFIG_LABELS]
+    strings = [config[k] for k in SITE_CONFIG] + [opts.get(k, "") for k in SITE_THEME_OPTIONS]
     return [s for s in strings if s]
 
 
@@ -120,19 +122,15 @@ def _config_inited(app, config):
         config.html_static_path = [*config.html_static_path, static]
     if lang != "en":
         tr = site_translations(lang)
-        for key in ("html_title", "author"):
+        for key in SITE_CONFIG:
             if config[key] in tr:
                 config[key] = tr[config[key]]
-        for key in ("search_bar_text", "extra_footer"):
+        for key in SITE_THEME_OPTIONS:
             if opts.get(key) in tr:
                 opts[key] = tr[opts[key]]
+        _install_theme_labels(app, tr)
     config.html_theme_options = opts
     _setup_search(app, config, lang)
-    if lang != "en":
-        for key in CONFIG_LABELS:
-            if config[key] in tr:
-                config[key] = tr[config[key]]
-        _install_theme_labels(app, tr)
 
 
 class _Labels:
@@ -253,6 +251,9 @@ var splitQuery = (query) => {
 """
 
 
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
 def glossary_terms_zh():
     """The glossary's Chinese terms (its term lines read 'English · 中文')."""
     text = (ROOT / "book" / "glossary.md").read_text(encoding="utf-8")
@@ -264,9 +265,6 @@ def glossary_terms_zh():
                 if _HAN.search(w) and len(w) > 1:
                     words.add(w)
     return sorted(words)
-
-
-_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 def _search_language():
