@@ -13,7 +13,9 @@ import torch
 import utils.model
 from utils.data import CharDataset, CharTokenizer, train_val_split
 from utils.model import GPTConfig
-from utils.train import (NonFiniteLossError, TrainConfig, _make_optimizer, lr_at, peak_flops, train)
+from utils.model import GPT
+from utils.train import (NonFiniteLossError, TrainConfig, _make_optimizer, evaluate_split, lr_at, peak_flops,
+                         train)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("FIRST CITIZEN:\nBefore we proceed any further, hear me speak.\n\nALL:\nSpeak, speak.\n\n"
@@ -276,3 +278,41 @@ def test_cpu_threads_is_between_one_and_the_core_count():
     from utils.train import cpu_threads
     n = cpu_threads()
     assert 1 <= n <= max(1, torch.get_num_threads())
+
+
+def _token_by_token_loss(model, tokens, n_ctx):
+    """The definition, one prediction at a time: token t is predicted from its window's earlier tokens."""
+    total = 0.0
+    with torch.no_grad():
+        for t in range(1, len(tokens)):
+            start = ((t - 1) // n_ctx) * n_ctx  # the window that predicts token t begins here
+            logits, _ = model(torch.as_tensor(tokens[start:t], dtype=torch.long)[None])
+            total -= float(torch.log_softmax(logits[0, -1].double(), dim=-1)[int(tokens[t])])
+    return total / (len(tokens) - 1)
+
+
+@pytest.mark.parametrize("length", [23, 21])  # 22 predictions: a last, shorter window; 20: none
+def test_evaluate_split_is_the_mean_loss_over_every_predicted_token(dataset, length):
+    torch.manual_seed(0)
+    model = GPT(tiny_model(dataset, n_ctx=8))
+    model.train()  # dropout is 0 here, but evaluate_split must restore the mode it found
+    tokens = np.asarray(dataset.val[:length])
+    got = evaluate_split(model, tokens, n_ctx=5, batch_size=2)
+    assert got == pytest.approx(_token_by_token_loss(model, tokens, 5), rel=1e-5)
+    assert model.training
+    # a different window length changes the contexts, so the loss changes: the windows are really n_ctx long
+    assert evaluate_split(model, tokens, n_ctx=2) != pytest.approx(got, rel=1e-6)
+    assert evaluate_split(model, torch.as_tensor(tokens), n_ctx=5, batch_size=64) == pytest.approx(got, rel=1e-6)
+
+
+def test_evaluate_split_refuses_bad_input_with_a_sentence(dataset):
+    model = GPT(tiny_model(dataset, n_ctx=8))
+    tokens = np.asarray(dataset.val[:30])
+    with pytest.raises(ValueError, match="between 1 and the model's context 8"):
+        evaluate_split(model, tokens, n_ctx=9)
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluate_split(model, tokens[:1], n_ctx=4)
+    with pytest.raises(TypeError, match="1-D array of integer token ids"):
+        evaluate_split(model, tokens.astype(float), n_ctx=4)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        evaluate_split(model, tokens, n_ctx=4, batch_size=0)

@@ -48,7 +48,7 @@ from . import runtime
 from .model import GPT, GPTConfig, dataclass_from_dict
 
 __all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "lr_at", "cooldown_steps", "peak_flops", "gpu_peak_flops",
-           "cpu_peak_flops", "cpu_threads", "data_fingerprint", "run_key", "main"]
+           "cpu_peak_flops", "cpu_threads", "data_fingerprint", "run_key", "evaluate_split", "main"]
 
 CACHE_VERSION = 2  # bump when a change to the trainer changes results, so cached runs are redone
 
@@ -513,6 +513,57 @@ def _fixed_eval_batches(data, tc: TrainConfig, n_ctx: int, seed: int, device,
         xb, yb = x[i:i + chunk].contiguous(), y[i:i + chunk].contiguous()
         out.append((xb.to(device), yb.to(device)))
     return out
+
+
+@torch.no_grad()
+def evaluate_split(model, tokens, *, n_ctx: int, batch_size: int = 64, device=None) -> float:
+    """Mean cross-entropy in nats per predicted token over a whole token array (Chapters 4b and 6).
+
+    The array is cut into consecutive, non-overlapping windows of ``n_ctx`` inputs (the last,
+    shorter window included): window ``k`` reads ``tokens[k*n_ctx : (k+1)*n_ctx]`` and predicts the
+    tokens one place later, so every token after the first is predicted exactly once. Unlike the
+    random windows :func:`train` evaluates on, the result is the same for every run: comparisons
+    between models carry no evaluation-sampling noise. ``device=None`` uses the model's device.
+    """
+    if isinstance(tokens, torch.Tensor):
+        tokens = tokens.detach().cpu().numpy()
+    data = np.asarray(tokens)
+    if data.ndim != 1 or not np.issubdtype(data.dtype, np.integer):
+        raise TypeError(f"tokens must be a 1-D array of integer token ids, got dtype {data.dtype} "
+                        f"and shape {data.shape}; pass a split such as dataset.val.")
+    if len(data) < 2:
+        raise ValueError(f"tokens holds {len(data)} token(s); at least 2 are needed to predict one.")
+    model_ctx = model.config.n_ctx
+    if not 1 <= int(n_ctx) <= model_ctx:
+        raise ValueError(f"n_ctx must be between 1 and the model's context {model_ctx}, got {n_ctx}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    data = torch.from_numpy(np.ascontiguousarray(data, dtype=np.int64))
+    n_ctx, batch_size, n_pred = int(n_ctx), int(batch_size), len(data) - 1
+    n_full = n_pred // n_ctx
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        if n_full:
+            x_all = data[:n_full * n_ctx].view(n_full, n_ctx)
+            y_all = data[1:n_full * n_ctx + 1].view(n_full, n_ctx)
+            for i in range(0, n_full, batch_size):
+                total += _summed_loss(model, x_all[i:i + batch_size], y_all[i:i + batch_size], device)
+        if n_pred > n_full * n_ctx:  # the last, shorter window
+            start = n_full * n_ctx
+            total += _summed_loss(model, data[start:-1][None], data[start + 1:][None], device)
+    finally:
+        model.train(was_training)
+    return total / n_pred
+
+
+def _summed_loss(model, x: torch.Tensor, y: torch.Tensor, device) -> float:
+    """Sum (not mean) of the cross-entropy in nats over every target in a batch of windows."""
+    logits, _ = model(x.to(device))
+    return float(torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
+                                                   y.to(device).reshape(-1), reduction="sum"))
 
 
 def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume: bool = True,
