@@ -3,8 +3,10 @@
 The reference run: a GPT with 4 layers, 4 heads, width 128 and context 64, trained on the
 course corpus with batch 12 for 2000 iterations (no dropout; learning rate 1e-3 with
 warm-up and cosine decay to 1e-4; evaluation every 250 iterations on 20 batches), on the
-CPU. It prints one JSON object: tokens per second end to end, MFU and the final
-validation loss. ``--baseline`` also times a deliberately plain training loop on the same
+CPU. It prints one JSON object: tokens per second and MFU end to end (the evaluations' time
+included; :func:`training_throughput` takes it out), the FLOP/s that MFU divides by
+(``cpu_peak_flops``: this machine's measured matrix-product speed, not a datasheet peak) and the
+final validation loss. ``--baseline`` also times a deliberately plain training loop on the same
 model, data and steps, back to back with the same thread count, so the two can be compared
 under the same machine load; ``tokens_per_cpu_s`` (tokens per second of this process's CPU
 time) is the steadier measure on a shared machine. ``--profile STEPS`` adds where the time of a
@@ -19,7 +21,8 @@ import time
 import torch
 
 from .model import GPT, GPTConfig
-from .train import TrainConfig, lr_at, peak_flops, train
+from .train import (TrainConfig, _evaluate, _fixed_eval_batches, _precision, lr_at, peak_flops,
+                    train)
 
 REFERENCE_MODEL = dict(n_ctx=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=True)
 REFERENCE_TRAIN = dict(batch_size=12, max_iters=2000, lr=1e-3, min_lr=1e-4, warmup_iters=100,
@@ -69,6 +72,97 @@ def plain_loop(model_config: GPTConfig, tc: TrainConfig, dataset) -> dict:
     tokens = tc.max_iters * B * T
     return {"tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu, "wall_time_s": wall,
             "final_val_loss": loss_val}
+
+
+def run_peak_flops(result) -> float | None:
+    """The FLOP/s that a :func:`~utils.train.train` run's MFU divided by (Chapter 4b), or ``None`` without an MFU.
+
+    On a GPU, the datasheet's peak; on a CPU, what one large float32 matrix product reached on this
+    machine with the run's thread count when the run was trained (:func:`utils.train.cpu_peak_flops`).
+    Recovered from the result: model FLOPs per token x tokens per second / MFU.
+    """
+    if not result.mfu or result.tokens_seen <= 0:
+        return None
+    return result.flops / result.tokens_seen * result.tokens_per_s / result.mfu
+
+
+def evaluation_seconds(model: GPT, train_config: TrainConfig, dataset, *, device=None, repeats: int = 3) -> float:
+    """Seconds that one of :func:`~utils.train.train`'s evaluations of ``model`` takes (Chapter 4b).
+
+    An evaluation is the trainer's own: ``eval_iters`` batches of ``batch_size`` windows from each
+    split, drawn once and run through the model in its evaluation mode. Timed here with the
+    trainer's functions, in the current thread setting, on ``device`` (default: the model's);
+    returns the median of ``repeats`` timings, after one untimed warm-up.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}.")
+    tc = train_config
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    amp_dtype = _precision(device, tc.dtype)[0]
+    n_ctx = model.config.n_ctx
+    sets = [_fixed_eval_batches(getattr(dataset, split), tc, n_ctx, tc.seed + 1 + i, device)
+            for i, split in enumerate(("train", "val"))]
+
+    def one() -> float:
+        t0 = time.perf_counter()
+        for batches in sets:
+            _evaluate(model, batches, amp_dtype, device)  # returns a float, so a GPU has finished
+        return time.perf_counter() - t0
+
+    one()
+    times = sorted(one() for _ in range(repeats))
+    return times[len(times) // 2]
+
+
+def training_throughput(result, dataset, *, repeats: int = 3) -> dict:
+    """A run's speed without its evaluations: tokens per second and MFU of the training steps alone (Chapter 4b).
+
+    ``result.tokens_per_s`` divides the tokens trained by the run's wall-clock time, which includes
+    the evaluations that :func:`~utils.train.train` runs every ``eval_interval`` steps. This times one
+    such evaluation of the trained model again (:func:`evaluation_seconds`, on the run's device and,
+    on a CPU, with the run's thread count; the model is moved to that device), subtracts one per entry
+    of ``result.history`` and divides again. It is an estimate: the evaluations are timed now, not
+    during the run. MFU keeps the run's denominator, recovered from ``result.mfu``.
+
+    Returns a dict: ``n_evals``; ``eval_s_each`` and ``eval_s`` (all evaluations together);
+    ``run_s`` (the time ``result.tokens_per_s`` divides by) and ``train_s = run_s - eval_s``;
+    ``eval_forward_share``, the evaluations' forward tokens over three times the training tokens (a
+    training step's forward and backward passes cost about three forward passes);
+    ``tokens_per_s`` and ``mfu`` of the training steps alone; ``peak_flops``, the FLOP/s the run's MFU
+    divides by (``None``, like ``mfu``, where the run's device had no known peak).
+    """
+    if getattr(result, "model", None) is None:
+        raise ValueError("training_throughput needs the trained model: pass the TrainResult that train() returned "
+                         "(a cool-down branch's result carries no model).")
+    if not result.history or result.tokens_seen <= 0 or result.tokens_per_s <= 0:
+        raise ValueError(f"the run recorded no speed (tokens_seen={result.tokens_seen}, "
+                         f"tokens_per_s={result.tokens_per_s}, {len(result.history)} evaluations); "
+                         "pass the result of a finished train() run.")
+    tc = TrainConfig.from_dict(result.train_config)
+    device = torch.device(result.device)
+    model = result.model.to(device)
+    old = torch.get_num_threads()
+    if device.type == "cpu" and result.num_threads:
+        torch.set_num_threads(result.num_threads)
+    try:
+        each = evaluation_seconds(model, tc, dataset, device=device, repeats=repeats)
+    finally:
+        torch.set_num_threads(old)
+    n_evals = len(result.history)
+    run_s = result.tokens_seen / result.tokens_per_s
+    eval_s = n_evals * each
+    train_s = run_s - eval_s
+    if train_s <= 0:
+        raise ValueError(f"the {n_evals} evaluations timed now ({eval_s:.2f} s) take longer than the whole run did "
+                         f"({run_s:.2f} s): the machine is much slower now than during the run; try again when "
+                         "it is less busy.")
+    flops_per_token = result.flops / result.tokens_seen
+    peak = run_peak_flops(result)
+    tok_s = result.tokens_seen / train_s
+    eval_tokens = n_evals * 2 * tc.eval_iters * tc.batch_size * model.config.n_ctx
+    return {"n_evals": n_evals, "eval_s_each": each, "eval_s": eval_s, "run_s": run_s, "train_s": train_s,
+            "eval_forward_share": eval_tokens / (3 * result.tokens_seen),
+            "tokens_per_s": tok_s, "mfu": flops_per_token * tok_s / peak if peak else None, "peak_flops": peak}
 
 
 #: Profiler operator names grouped into the parts of a training step that Chapter 4 discusses.
@@ -148,7 +242,7 @@ def reference_run(iters: int = 2000, compile: bool = False, num_threads: int | N
         "iters": res.iters, "threads": res.num_threads, "compile": compile,
         "tokens_per_s": round(res.tokens_per_s, 1), "wall_time_s": round(res.wall_time_s, 2),
         "tokens_per_cpu_s": round(res.tokens_seen / cpu, 1),
-        "mfu": res.mfu, "cpu_peak_flops": peak_flops("cpu"),
+        "vocab_size": mc.vocab_size, "mfu": res.mfu, "cpu_peak_flops": run_peak_flops(res),
         "final_val_loss": res.final_val_loss, "final_val_bpc": res.final_val_bpc,
         "load_average_1min": _load(),
     }
