@@ -11,7 +11,10 @@ book build with ``--skip-without-chromium``. For each page it checks:
   id on the target page;
 * **editions**: the page declares its edition's language (``<html lang>``), links to the same page
   in every other edition (the switch at its top), and a translated page's prose is in its
-  language; a browser font draws that language's characters (not empty boxes).
+  language; a browser font draws that language's characters (not empty boxes);
+* **display equations**: no bare ``::`` in the prose or in place of an equation, and a translated
+  page has the English page's display equations, the same TeX but for the words inside
+  ``\\text{...}``, and as many of them typeset by MathJax.
 
 Then, in every edition, a search for a word returns the page that explains it.
 
@@ -70,6 +73,8 @@ class PageHTML:
     lang: str = ""                                        # <html lang="...">
     switches: list[str] = field(default_factory=list)    # hrefs of the language switch (a.edition-switch)
     redirect: bool = False                               # a <meta http-equiv="refresh"> page
+    display_maths: list[str] = field(default_factory=list)  # TeX of each display equation (div.math), as built
+    typeset_display: int = 0                             # display equations MathJax typeset (<mjx-container display="true">)
 
 
 class _Parser(HTMLParser):
@@ -77,6 +82,8 @@ class _Parser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.page = PageHTML()
         self._stack: list[tuple[str, bool]] = []  # (tag, inside a skipped element)
+        self._maths: tuple[int, list[str]] | None = None  # (stack depth of an open div.math, its text)
+        self._eqno: int | None = None  # stack depth of an open span.eqno (an equation's number)
 
     def _skipping(self) -> bool:
         return bool(self._stack) and self._stack[-1][1]
@@ -107,8 +114,14 @@ class _Parser(HTMLParser):
             self.page.switches.append(attrs.get("href", ""))
         if tag == "mjx-merror":
             self.page.tex_errors.append(attrs.get("data-mjx-error") or "TeX error")
+        if tag == "mjx-container" and attrs.get("display") == "true":
+            self.page.typeset_display += 1
+        classes = set(attrs.get("class", "").split())
+        if not closes and tag == "div" and "math" in classes and self._maths is None:
+            self._maths = (len(self._stack), [])
+        if not closes and "eqno" in classes and self._maths is not None and self._eqno is None:
+            self._eqno = len(self._stack)
         if not closes:
-            classes = set(attrs.get("class", "").split())
             skip = self._skipping() or tag in SKIP_TAGS or bool(classes & SKIP_CLASSES)
             self._stack.append((tag, skip))
 
@@ -117,11 +130,24 @@ class _Parser(HTMLParser):
         for i in range(len(self._stack) - 1, -1, -1):
             if self._stack[i][0] == tag:
                 del self._stack[i:]
+                if self._eqno is not None and len(self._stack) <= self._eqno:
+                    self._eqno = None
+                if self._maths is not None and len(self._stack) <= self._maths[0]:
+                    self.page.display_maths.append(_display_tex("".join(self._maths[1])))
+                    self._maths = None
                 return
 
     def handle_data(self, data):
+        if self._maths is not None and self._eqno is None:
+            self._maths[1].append(data)
         if data.strip() and not self._skipping():
             self.page.texts.append(data)
+
+
+def _display_tex(text: str) -> str:
+    """The TeX of a built display equation: what is between ``\\[`` and ``\\]``, else all of it."""
+    match = re.fullmatch(r"\s*\\\[(.*)\\\]\s*", text, re.S)
+    return (match.group(1) if match else text).strip()
 
 
 def parse_page(html: str) -> PageHTML:
@@ -265,6 +291,70 @@ def edition_problems(page: str, parsed: PageHTML, editions=EDITIONS) -> list[str
     return problems
 
 
+_BARE_COLONS = re.compile(r"(?:^|\s)::(?:\s|$)")
+
+
+def _editions():
+    """book/_ext/editions.py as a module (its rule for comparing a translated formula with the English)."""
+    import importlib.util
+
+    if "editions" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "editions.py"
+        spec = importlib.util.spec_from_file_location("editions", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["editions"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["editions"]
+
+
+def english_page(page: str, editions=EDITIONS) -> str | None:
+    """The same page in the English edition, or ``None`` for a page of the English edition."""
+    here = edition_of(page, editions)
+    return page[len(here):] if here else None
+
+
+def display_maths_problems(parsed: PageHTML, english: PageHTML | None = None) -> list[str]:
+    """What is wrong with a page's display equations (``parsed``: the page as built).
+
+    A bare ``::`` in the prose or as a whole equation: what a translated equation became when
+    reStructuredText's literal-block marker reached MyST (``\\[::\\]``). For a translated page,
+    ``english`` is the same page of the English edition: the page must have as many display
+    equations, in the same order, each the same TeX but for the words inside ``\\text{...}``
+    (``editions.tex_outside_text``, the rule the catalog check applies to the messages).
+    """
+    problems = []
+    for text in parsed.texts:
+        match = _BARE_COLONS.search(text)
+        if match:
+            snippet = " ".join(text[max(0, match.start() - 40):match.end() + 40].split())
+            problems.append(f"bare '::' in the prose: ...{snippet}...")
+    problems += [f"a display equation is a bare '::': \\[{tex}\\]"
+                 for tex in parsed.display_maths if _BARE_COLONS.search(tex)]
+    if english is None:
+        return problems
+    ours, theirs = parsed.display_maths, english.display_maths
+    if len(ours) != len(theirs):
+        problems.append(f"{len(ours)} display equations, the English page has {len(theirs)}")
+    outside = _editions().tex_outside_text
+    for i, (mine, en) in enumerate(zip(ours, theirs), 1):
+        if outside(mine) != outside(en):
+            problems.append(f"display equation {i} is not the English page's outside \\text{{...}}: "
+                            f"\\[{' '.join(mine.split())}\\] against \\[{' '.join(en.split())}\\]")
+    return problems
+
+
+def typeset_problems(page: str, typeset: dict[str, int], editions=EDITIONS) -> list[str]:
+    """A translated page whose MathJax typeset a different number of display equations than the
+    English page's (``typeset``: page -> count, from :attr:`PageHTML.typeset_display` after MathJax)."""
+    english = english_page(page, editions)
+    if english is None or english not in typeset or page not in typeset:
+        return []
+    if typeset[page] != typeset[english]:
+        return [f"MathJax typeset {typeset[page]} display equations, on the English page "
+                f"{typeset[english]}"]
+    return []
+
+
 # --- the browser ---------------------------------------------------------------------------------
 
 _WAIT_FOR_PAGE = """
@@ -325,8 +415,13 @@ def open_browser(browser: str, driver: str, width: int = 1280, height: int = 900
     return chrome
 
 
-def check_page(chrome, site: Path, page: str, shots: Path) -> tuple[list[str], int]:
-    """Open ``page`` in ``chrome``; return its problems and how many formulas MathJax typeset."""
+def check_page(chrome, site: Path, page: str, shots: Path,
+               typeset: dict[str, int] | None = None) -> tuple[list[str], int]:
+    """Open ``page`` in ``chrome``; return its problems and how many formulas MathJax typeset.
+
+    ``typeset`` (page -> display equations MathJax typeset) gets this page's count; a translated
+    page's is compared with its English page's, when that was checked before it.
+    """
     from selenium.common.exceptions import WebDriverException
 
     for attempt in (1, 2):  # a redirect page can navigate away while the script runs: try once more
@@ -350,11 +445,21 @@ def check_page(chrome, site: Path, page: str, shots: Path) -> tuple[list[str], i
     parsed = parse_page(result["html"])
     problems += [f"MathJax could not parse TeX: {msg}" for msg in parsed.tex_errors]
     problems += raw_tex(parsed.texts)
-    # Links and editions are checked on the file as built (the rendered DOM adds MathJax's own elements).
+    if typeset is not None:
+        typeset[page] = parsed.typeset_display
+        problems += typeset_problems(page, typeset)
+    # Links, editions and equations' TeX are checked on the file as built (the rendered DOM adds
+    # MathJax's own elements).
     built = (site / page).read_text(encoding="utf-8", errors="replace")
     problems += broken_links(site, page, built)
     parsed_built = parse_page(built)
     problems += edition_problems(page, parsed_built)
+    english = english_page(page)
+    if english is not None and (site / english).is_file():
+        english_built = parse_page((site / english).read_text(encoding="utf-8", errors="replace"))
+        problems += display_maths_problems(parsed_built, english_built)
+    else:
+        problems += display_maths_problems(parsed_built)
     if (EDITIONS[edition_of(page)].startswith("zh") and not parsed_built.redirect
             and not chrome.execute_script(_DRAWS_CJK)):
         problems.append("no font draws Chinese characters: they show as empty boxes "
@@ -435,13 +540,14 @@ def main(argv: list[str] | None = None) -> int:
     shots = Path(args.screenshots) if args.screenshots else site.parent / "site-check"
     shots.mkdir(parents=True, exist_ok=True)
 
-    pages = site_pages(site)
+    pages = sorted(site_pages(site), key=lambda p: (edition_of(p) != "", p))  # English pages first
     start = time.perf_counter()
     chrome = open_browser(*found)
     failed = 0
+    typeset: dict[str, int] = {}  # display equations MathJax typeset, per page
     try:
         for page in pages:
-            problems, formulas = check_page(chrome, site, page, shots)
+            problems, formulas = check_page(chrome, site, page, shots, typeset)
             status = "FAIL" if problems else "ok  "
             print(f"{status} {page} ({formulas} formulas)")
             for problem in problems[:MAX_SHOWN]:

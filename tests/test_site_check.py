@@ -146,3 +146,73 @@ def test_a_redirect_page_has_no_edition_to_check():
     html = '<html><head><meta http-equiv="refresh" content="0; url=book/intro.html"></head></html>'
     assert sc.edition_problems("zh_CN/index.html", sc.parse_page(html)) == []
     assert sc.edition_of("zh_CN/index.html") == "zh_CN/" and sc.edition_of("index.html") == ""
+
+
+def _maths_page(*equations, prose="Prose."):
+    """A built page: prose, then each equation as Sphinx writes display maths (the second numbered)."""
+    divs = []
+    for i, tex in enumerate(equations):
+        number = (f'<span class="eqno">({i})<a class="headerlink" href="#equation-{i}">¶</a></span>'
+                  if i == 1 else "")
+        divs.append(f'<div class="math notranslate nohighlight" id="equation-{i}">\n{number}\\[{tex}\\]</div>')
+    return f'<html><body><section><p>{prose}</p>{"".join(divs)}</section></body></html>'
+
+
+ENTROPY = r"L = -\frac{1}{T} \sum_t \ln P(x_t) \quad \text{nats per token}."
+ENTROPY_ZH = ENTROPY.replace("nats per token", "奈特/词元")
+
+
+def test_display_equations_are_read_as_built():
+    html = _maths_page(ENTROPY, "C = 6ND") + (
+        '<div class="math notranslate nohighlight">\n\\begin{align} a &= b \\end{align}</div>')
+    assert sc.parse_page(html).display_maths == [ENTROPY, "C = 6ND", "\\begin{align} a &= b \\end{align}"]
+
+
+def test_typeset_display_equations_are_counted():
+    html = ('<mjx-container class="MathJax" display="true"><mjx-math>L</mjx-math></mjx-container>'
+            '<p>inline <mjx-container class="MathJax">x</mjx-container></p>'
+            '<mjx-container class="MathJax" display="true">C</mjx-container>')
+    assert sc.parse_page(html).typeset_display == 2
+
+
+def test_a_translated_page_with_the_same_equations_passes():
+    en, zh = sc.parse_page(_maths_page(ENTROPY, "C = 6ND")), sc.parse_page(_maths_page(ENTROPY_ZH, "C = 6ND"))
+    assert sc.display_maths_problems(en) == []
+    assert sc.display_maths_problems(zh, en) == []
+
+
+def test_equations_that_became_colons_are_found():
+    # what the Chinese site showed: Sphinx's "::" literal-block marker, read by MyST as the equation
+    en = sc.parse_page(_maths_page(ENTROPY, "C = 6ND"))
+    zh = sc.parse_page(_maths_page("::", "C = 6ND"))
+    problems = sc.display_maths_problems(zh, en)
+    assert problems[0] == "a display equation is a bare '::': \\[::\\]"
+    assert problems[1].startswith("display equation 1 is not the English page's")
+    assert len(problems) == 2
+
+
+def test_a_bare_double_colon_in_prose_is_found():
+    page = sc.parse_page(_maths_page(prose="The loss is ::"))
+    assert sc.display_maths_problems(page) == ["bare '::' in the prose: ...The loss is ::..."]
+    for prose in ("std::vector", "a[::2]", "ratio 1:1", "Note: see"):
+        assert sc.display_maths_problems(sc.parse_page(_maths_page(prose=prose))) == [], prose
+
+
+def test_missing_or_changed_equations_on_a_translated_page_are_named():
+    en = sc.parse_page(_maths_page(ENTROPY, "C = 6ND"))
+    fewer = sc.display_maths_problems(sc.parse_page(_maths_page(ENTROPY_ZH)), en)
+    assert fewer == ["1 display equations, the English page has 2"]
+    changed = sc.display_maths_problems(sc.parse_page(_maths_page(ENTROPY_ZH, "C = 2ND")), en)
+    assert changed == ["display equation 2 is not the English page's outside \\text{...}: "
+                       "\\[C = 2ND\\] against \\[C = 6ND\\]"]
+
+
+def test_typeset_equation_counts_are_compared_across_editions():
+    assert sc.english_page("zh_CN/notebooks/01_x.html") == "notebooks/01_x.html"
+    assert sc.english_page("notebooks/01_x.html") is None
+    typeset = {"notebooks/01_x.html": 5, "zh_CN/notebooks/01_x.html": 5, "zh_CN/notebooks/02_y.html": 1}
+    assert sc.typeset_problems("zh_CN/notebooks/01_x.html", typeset) == []
+    assert sc.typeset_problems("zh_CN/notebooks/02_y.html", typeset) == []  # no English page checked
+    typeset["zh_CN/notebooks/01_x.html"] = 4
+    assert sc.typeset_problems("zh_CN/notebooks/01_x.html", typeset) == [
+        "MathJax typeset 4 display equations, on the English page 5"]

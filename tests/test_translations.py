@@ -6,6 +6,7 @@ one whose maths, code, roles or link targets differ from the English, printing t
 string. After editing English prose, ``make translate`` updates the catalogs and lists the same.
 """
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def _po(path, entries, fuzzy=()):
 def test_markup_finds_maths_code_roles_and_links():
     m = editions.markup(r"Costs $6ND$ FLOPs, see `train()` and {cite:p}`kaplan2020scaling`, "
                         r"or [the docs](https://example.org) and $$L = E$$.")
-    assert set(m["maths"]) == {"6ND", "L = E"}
+    assert set(m["maths"]) == {"6ND"}
+    assert set(m["display maths"]) == {"L = E"}
     assert set(m["code"]) == {"train()"}
     assert set(m["roles"]) == {"{cite:p}`kaplan2020scaling`"}
     assert set(m["links"]) == {"https://example.org"}
@@ -58,18 +60,144 @@ def test_link_targets_and_roles_must_survive():
     assert "roles" in editions.message_problems(en, "见[如何使用](how-to-use.md)与 {cite:t}`kaplan`。", False)[0]
 
 
+ENTROPY = r"L = -\frac{1}{T} \sum_t \ln P(x_t) \quad \text{nats per token}."
+LIMIT = r"D = \left(\frac{B}{L_\text{5-gram} - E}\right)^{1/\beta}, \quad \text{which exists only if } E < L_\text{5-gram}."
+
+
+@pytest.mark.parametrize("msgid, msgstr", [
+    (ENTROPY, ENTROPY),
+    (ENTROPY, ENTROPY.replace("nats per token", "奈特/词元")),
+    (ENTROPY, ENTROPY.replace("  ", " ").replace(" \\quad", "\\quad")),  # spaces do not count
+    # Chinese word order: a \text group added after the condition
+    (LIMIT, LIMIT.replace("which exists only if ", "仅当 ").replace("5-gram}.", "5-gram} \\text{ 时存在}.")),
+])
+def test_a_formula_may_translate_the_words_inside_text(msgid, msgstr):
+    assert editions.message_problems(msgid, msgstr, False, display=True) == []
+
+
+@pytest.mark.parametrize("msgstr, where", [
+    ("::\n\n   " + ENTROPY, "translation '::L='"),                 # Sphinx's literal-block wrapping
+    ("$$" + ENTROPY + "$$", "translation '$$L='"),                   # no longer the equation itself
+    (ENTROPY.replace("\\ln", "\\log"), "translation '}\\sum _t\\log P("),  # a command changed
+    (ENTROPY.replace("\\quad", "\\quadx"), "translation 'x_t)\\quadx .'"),   # no space after it
+    (ENTROPY[:-1], "English '_t)\\quad .'"),                              # the full stop dropped
+    ("L 是每个词元的交叉熵。", "translation 'L是每个"),                       # turned into prose
+])
+def test_a_formula_with_other_tex_is_named(msgstr, where):
+    problems = editions.message_problems(ENTROPY, msgstr, False, display=True)
+    assert problems and problems[0].startswith("display equation's TeX differs")
+    assert where in problems[0], problems[0]
+
+
+def test_display_maths_in_prose_must_stay_display_maths():
+    en = "So $$C = 6ND \\quad \\text{FLOPs}$$ holds."
+    assert editions.message_problems(en, "所以 $$C = 6ND \\quad \\text{次浮点运算}$$ 成立。", False) == []
+    found = editions.message_problems(en, "所以 $C = 6ND \\quad \\text{FLOPs}$ 成立。", False)
+    assert [p.split(" differ")[0] for p in found] == ["maths", "display maths"]
+
+
 def test_check_names_page_and_string(tmp_path, monkeypatch):
     pot = tmp_path / "gettext"
-    _po(pot / "notebooks" / "09_x.pot", {"Hello": "", "World": "", "New": ""})
+    _po(pot / "notebooks" / "09_x.pot", {"Hello": "", "World": "", "New": "", ENTROPY: ""})
+    (pot / editions.DISPLAY_MATHS).write_text(json.dumps({"notebooks/09_x": [ENTROPY]}))
     monkeypatch.setattr(editions, "LOCALES", tmp_path / "locales")
     monkeypatch.setattr(editions, "ROOT", tmp_path)
     _po(tmp_path / "locales" / "zh_CN" / "LC_MESSAGES" / "notebooks" / "09_x.po",
-        {"Hello": "你好", "World": "世界"}, fuzzy={"World"})
+        {"Hello": "你好", "World": "世界", ENTROPY: "::\n\n   " + ENTROPY}, fuzzy={"World"})
     problems = editions.check(pot)
     assert [(p, m, why.split(" ")[0]) for p, m, why in problems] == [
-        ("notebooks/09_x", "World", "fuzzy"), ("notebooks/09_x", "New", "missing")]
+        ("notebooks/09_x", "World", "fuzzy"), ("notebooks/09_x", "New", "missing"),
+        ("notebooks/09_x", ENTROPY, "display")]
     text = editions.report(problems)
     assert "notebooks/09_x: fuzzy: 'World'" in text and "make translate" in text
+    assert "notebooks/09_x: display equation's TeX differs" in text
+
+
+def test_check_needs_the_list_of_display_equations(tmp_path):
+    _po(tmp_path / "gettext" / "book" / "intro.pot", {"Hello": ""})
+    with pytest.raises(FileNotFoundError, match="editions.py gettext"):
+        editions.check(tmp_path / "gettext")
+
+
+# A tiny book, a Markdown page and a notebook, each with display equations whose words are translated.
+TINY_PAGE = f"""# Page
+
+Prose.
+
+$${ENTROPY}$$
+
+```{{math}}
+:label: eq-compute
+C = 6ND \\quad \\text{{FLOPs}}
+```
+"""
+TINY_CELL = "# Notebook\n\n$$\nE = mc^2 \\quad \\text{energy}\n$$\n"
+TINY_ZH = {
+    "index": {"Page": "页面", "Prose.": "文字。", ENTROPY: ENTROPY.replace("nats per token", "奈特/词元"),
+              "C = 6ND \\quad \\text{FLOPs}": "C = 6ND \\quad \\text{次浮点运算}"},
+    "notebook": {"Notebook": "笔记本", "\nE = mc^2 \\quad \\text{energy}\n": "\nE = mc^2 \\quad \\text{能量}\n"},
+}
+
+
+def _tiny_build(tmp_path, builder, language, translate_verbatim=True):
+    """Build the tiny book with Sphinx (myst-nb, nothing executed); returns the Sphinx app."""
+    import nbformat
+    from sphinx import locale
+    from sphinx.application import Sphinx
+
+    src = tmp_path / "src"
+    if not src.exists():
+        src.mkdir()
+        (src / "index.md").write_text(TINY_PAGE + "\n```{toctree}\nnotebook\n```\n", encoding="utf-8")
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(TINY_CELL)])
+        nbformat.write(nb, src / "notebook.ipynb")
+        for page, entries in TINY_ZH.items():
+            _po(src / "locales" / "zh_CN" / "LC_MESSAGES" / f"{page}.po", entries)
+    conf = {"extensions": ["myst_nb"], "myst_enable_extensions": ["dollarmath", "amsmath"],
+            "nb_execution_mode": "off", "language": language, "locale_dirs": ["locales/"],
+            "gettext_compact": False}
+    out = tmp_path / f"{builder}-{language}-{translate_verbatim}"
+    saved = dict(locale.translators)  # Sphinx keeps each page's catalog for the rest of the process
+    try:
+        app = Sphinx(src, None, out, out / ".doctrees", builder, confoverrides=conf,
+                     status=None, warning=None, freshenv=True)
+        if translate_verbatim:
+            app.add_transform(editions.TranslateVerbatim)
+        app.connect("build-finished", editions._write_display_maths)
+        app.build()
+    finally:
+        locale.translators.clear()
+        locale.translators.update(saved)
+    return app
+
+
+def _equations(app, docname):
+    from docutils import nodes
+
+    return [n.astext() for n in app.env.get_doctree(docname).findall(nodes.math_block)]
+
+
+def test_translated_equations_reach_the_page(tmp_path):
+    app = _tiny_build(tmp_path, "dummy", "zh_CN")
+    assert _equations(app, "index") == [TINY_ZH["index"][ENTROPY], "C = 6ND \\quad \\text{次浮点运算}"]
+    assert _equations(app, "notebook") == ["\nE = mc^2 \\quad \\text{能量}\n"]
+    # the labelled equation keeps its label and number
+    from docutils import nodes
+    labelled = [n for n in app.env.get_doctree("index").findall(nodes.math_block) if n.get("label")]
+    assert [n["label"] for n in labelled] == ["eq-compute"]
+
+
+def test_without_translate_verbatim_equations_become_colons(tmp_path):
+    # Sphinx's own translation step alone: what the Chinese site showed, \[::\] for each equation.
+    app = _tiny_build(tmp_path, "dummy", "zh_CN", translate_verbatim=False)
+    assert _equations(app, "index") == ["::", "::"] and _equations(app, "notebook") == ["::"]
+
+
+def test_gettext_lists_the_display_equations(tmp_path):
+    app = _tiny_build(tmp_path, "gettext", "en")
+    listed = json.loads((Path(app.outdir) / editions.DISPLAY_MATHS).read_text(encoding="utf-8"))
+    assert listed == {"index": [ENTROPY, "C = 6ND \\quad \\text{FLOPs}"],
+                      "notebook": ["\nE = mc^2 \\quad \\text{energy}\n"]}
 
 
 def test_language_switch_links_the_same_page():
@@ -93,3 +221,15 @@ def test_every_message_is_translated(tmp_path):
     assert not problems, (f"{len(problems)} message(s) of the Chinese edition need translating "
                           f"(run `make translate`, then edit locales/zh_CN/LC_MESSAGES/):\n"
                           + editions.report(problems, limit=60))
+
+
+def test_the_extension_installs_the_fix_and_the_list():
+    calls = []
+
+    class App:  # records what editions.setup asks of Sphinx
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: calls.append((name, args))
+
+    editions.setup(App())
+    assert ("add_transform", (editions.TranslateVerbatim,)) in calls
+    assert ("connect", ("build-finished", editions._write_display_maths)) in calls

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from sphinx.transforms import SphinxTransform
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "locales"
@@ -39,6 +42,8 @@ BUILD = ROOT / "_build"
 EDITIONS = {"en": ("", "English"), "zh_CN": ("zh_CN/", "中文")}
 HTML_LANG = {"en": "en", "zh_CN": "zh-CN"}
 SITE_CATALOG = "site"
+# Written by the gettext build beside the .pot files: {page: [the messages that are display equations]}.
+DISPLAY_MATHS = "display-maths.json"
 
 
 # --------------------------------------------------------------------------- catalogs
@@ -201,23 +206,97 @@ def _write_site_pot(app, exception):
         write_po(f, cat, width=0, omit_header=False)
 
 
+def display_maths_messages(doctree):
+    """The messages of ``doctree``'s display equations (``math_block`` nodes), in page order."""
+    from docutils import nodes
+    from sphinx.util.nodes import extract_messages
+
+    return [msg for node, msg in extract_messages(doctree) if isinstance(node, nodes.math_block)]
+
+
+def _write_display_maths(app, exception):
+    """Beside the .pot files, list which messages are display equations (DISPLAY_MATHS, read by check)."""
+    if exception is not None or app.builder.name != "gettext":
+        return
+    from sphinx.util.i18n import docname_to_domain
+
+    found = {}
+    for docname in sorted(app.env.found_docs):
+        msgs = display_maths_messages(app.env.get_doctree(docname))
+        if msgs:
+            found[docname_to_domain(docname, app.config.gettext_compact)] = msgs
+    text = json.dumps(found, ensure_ascii=False, indent=1)
+    (Path(app.outdir) / DISPLAY_MATHS).write_text(text + "\n", encoding="utf-8")
+
+
+def _translating(app):
+    """Whether this build translates pages (a translated edition, not the gettext extraction)."""
+    return _language(app.config) != "en" and app.builder.name != "gettext"
+
+
+def _page_catalog(app, docname):
+    """The gettext translator of ``docname``'s catalog (``locales/<lang>/LC_MESSAGES/<page>.mo``)."""
+    from sphinx import locale
+    from sphinx.util.i18n import docname_to_domain
+
+    domain = docname_to_domain(docname, app.config.gettext_compact)
+    dirs = [str(Path(app.srcdir) / d) for d in app.config.locale_dirs]
+    return locale.init(dirs, app.config.language, domain)[0]
+
+
+def translate_verbatim(document, catalog):
+    """Put the translations of ``document``'s display maths (and other verbatim blocks) in place.
+
+    Returns how many blocks it translated. A display equation's message is its TeX, and its
+    translation (the words inside ``\\text{...}`` in Chinese) must be taken as it stands. Sphinx's
+    own translation step (``sphinx.transforms.i18n.Locale``) instead wraps such a msgstr as
+    reStructuredText, ``"::"`` and an indented block, and parses it with the page's parser; MyST
+    reads that ``::`` as a paragraph, so every translated equation became ``\\[::\\]``, a bare
+    "::" on the page. The block is marked translated and no longer translatable, so that step then
+    leaves it alone.
+    """
+    from docutils import nodes
+    from sphinx.util.nodes import LITERAL_TYPE_NODES, extract_messages
+
+    done = 0
+    for node, msg in list(extract_messages(document)):
+        if not isinstance(node, LITERAL_TYPE_NODES):
+            continue
+        msgstr = catalog.gettext(msg)
+        if not msgstr.strip() or msgstr == msg:
+            continue
+        node[:] = [nodes.Text(msgstr)]
+        node.rawsource = msgstr
+        node["translated"] = True
+        node["translatable"] = False
+        done += 1
+    return done
+
+
+class TranslateVerbatim(SphinxTransform):
+    """Runs :func:`translate_verbatim` on each page just before Sphinx's ``Locale`` transform (20)."""
+
+    default_priority = 19
+
+    def apply(self, **kwargs):
+        if _translating(self.app):
+            translate_verbatim(self.document, _page_catalog(self.app, self.env.docname))
+
+
 def _translate_toc_captions(app, doctree):
     """Translate the table of contents' part captions (Start here, Chapters, ...).
 
     sphinx-external-toc adds the toctrees after Sphinx's own translation step, so their captions
     would stay English; the gettext builder does extract them, into the root page's catalog.
     """
-    if _language(app.config) == "en" or app.builder.name == "gettext":
+    if not _translating(app):
         return
-    from sphinx import addnodes, locale
-    from sphinx.util.i18n import docname_to_domain
+    from sphinx import addnodes
 
     toctrees = list(doctree.findall(addnodes.toctree))
     if not any(t.get("caption") for t in toctrees):
         return
-    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
-    dirs = [str(Path(app.srcdir) / d) for d in app.config.locale_dirs]
-    catalog, _ = locale.init(dirs, app.config.language, domain)
+    catalog = _page_catalog(app, app.env.docname)
     for toctree in toctrees:
         if toctree.get("caption"):
             toctree["caption"] = catalog.gettext(toctree["caption"])
@@ -289,26 +368,56 @@ def _setup_search(app, config, lang):
 def setup(app):
     app.add_css_file("editions.css")
     app.connect("config-inited", _config_inited)
+    app.add_transform(TranslateVerbatim)
     app.connect("doctree-read", _translate_toc_captions)
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _write_site_pot)
+    app.connect("build-finished", _write_display_maths)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 # --------------------------------------------------------------------------- checks
+_DISPLAY = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$", re.S)
 _MATH = re.compile(r"(?<!\\)\$\$?(.+?)(?<!\\)\$\$?", re.S)
 _CODE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 _ROLE = re.compile(r"\{([a-z:]+)\}`([^`]+)`")
 _PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 _LINK = re.compile(r"\]\(([^)\s]+)\)|<(https?://[^>\s]+)>|href=\"([^\"]+)\"")
+_TEXT_CMD = re.compile(r"\\text\s*\{")
+_TEX_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|\S")
+
+
+def tex_outside_text(tex):
+    r"""The TeX of a formula without its words: every ``\text{...}`` left out, tokens one space apart.
+
+    What a translated formula must keep. A translation may reword the words inside ``\text{}``,
+    or add such a group where its word order needs one (``\text{仅当 } E < L \text{ 时存在}`` for
+    "\text{which exists only if } E < L"); the rest must be the same TeX tokens (control words,
+    escaped characters, other characters; spaces between them do not count).
+    """
+    out, i = [], 0
+    while (m := _TEXT_CMD.search(tex, i)):
+        depth, j = 1, m.end()
+        while j < len(tex) and depth:
+            if tex[j] == "\\":
+                j += 2
+                continue
+            depth += {"{": 1, "}": -1}.get(tex[j], 0)
+            j += 1
+        out.append(tex[i:m.start()])
+        i = j
+    out.append(tex[i:])
+    return " ".join(_TEX_TOKEN.findall(" ".join(out)))
 
 
 def markup(text):
-    """What a translation must keep: inline maths, code, roles, link targets, %(name)s placeholders."""
+    """What a translation must keep: inline maths, display maths ($$...$$, but for the words in
+    ``\\text{}``: :func:`tex_outside_text`), code, roles, link targets, %(name)s placeholders."""
     roles = Counter(f"{{{r}}}`{t}`" for r, t in _ROLE.findall(text))
     stripped = _ROLE.sub(" ", text)
     return {
-        "maths": Counter(m.strip() for m in _MATH.findall(stripped)),
+        "maths": Counter(m.strip() for m in _MATH.findall(_DISPLAY.sub(" ", stripped))),
+        "display maths": Counter(tex_outside_text(m) for m in _DISPLAY.findall(stripped)),
         "code": Counter(c for _, c in _CODE.findall(_MATH.sub(" ", stripped))),
         "roles": roles,
         "links": Counter(next(g for g in m if g) for m in _LINK.findall(text)),
@@ -316,11 +425,17 @@ def markup(text):
     }
 
 
-def message_problems(msgid, msgstr, fuzzy):
-    """Why a catalog entry is not a usable translation ([] when it is)."""
+def message_problems(msgid, msgstr, fuzzy, display=False):
+    """Why a catalog entry is not a usable translation ([] when it is).
+
+    ``display``: the message is a display equation (its whole text is TeX), whose translation must
+    be the same TeX but for the words inside ``\\text{...}`` (:func:`tex_outside_text`).
+    """
     if not msgstr.strip():
         return ["untranslated"]
     problems = ["fuzzy"] if fuzzy else []
+    if display:
+        problems += _formula_problems(msgid, msgstr)
     want, got = markup(msgid), markup(msgstr)
     for kind in want:
         missing, extra = want[kind] - got[kind], got[kind] - want[kind]
@@ -330,12 +445,37 @@ def message_problems(msgid, msgstr, fuzzy):
     return problems
 
 
+def _formula_problems(msgid, msgstr):
+    """[a sentence naming where a translated display equation's TeX first differs] or []."""
+    want, got = tex_outside_text(msgid).split(" "), tex_outside_text(msgstr).split(" ")
+    if want == got:
+        return []
+    at = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+    span = slice(max(0, at - 4), at + 4)
+
+    def show(tokens):  # a space only where TeX needs one, after a control word
+        return "".join(t + " " if re.fullmatch(r"\\[A-Za-z]+", t) else t for t in tokens).strip()
+
+    return ["display equation's TeX differs from the English outside \\text{...}: "
+            f"English '{show(want[span])}', translation '{show(got[span])}'"]
+
+
+def read_display_maths(pot_dir):
+    """{page: set of messages that are display equations}, from the gettext build's DISPLAY_MATHS."""
+    path = Path(pot_dir) / DISPLAY_MATHS
+    if not path.exists():
+        raise FileNotFoundError(f"no {DISPLAY_MATHS} beside the .pot files in {pot_dir}: "
+                                "extract them again with `editions.py gettext`")
+    return {page: set(msgs) for page, msgs in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
 def check(pot_dir, language="zh_CN"):
     """[(page, msgid, problem)] for every extracted message without a good translation."""
     pot_dir = Path(pot_dir)
     pots = sorted(pot_dir.rglob("*.pot"))
     if not pots:
         raise FileNotFoundError(f"no .pot files under {pot_dir}: run `editions.py gettext` first")
+    display = read_display_maths(pot_dir)
     out = []
     for pot in pots:
         page = pot.relative_to(pot_dir).with_suffix("")
@@ -350,7 +490,7 @@ def check(pot_dir, language="zh_CN"):
             if e is None:
                 out.append((str(page), m.id, f"missing from {po.relative_to(ROOT)} (run make translate)"))
                 continue
-            for p in message_problems(m.id, e.string, e.fuzzy):
+            for p in message_problems(m.id, e.string, e.fuzzy, m.id in display.get(str(page), ())):
                 out.append((str(page), m.id, p))
     return out
 
