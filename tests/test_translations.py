@@ -64,6 +64,11 @@ ENTROPY = r"L = -\frac{1}{T} \sum_t \ln P(x_t) \quad \text{nats per token}."
 LIMIT = r"D = \left(\frac{B}{L_\text{5-gram} - E}\right)^{1/\beta}, \quad \text{which exists only if } E < L_\text{5-gram}."
 
 
+def test_tex_outside_text_leaves_out_the_words_and_the_spaces():
+    assert editions.tex_outside_text(r"L_\text{5-gram} \quad\text{a {b} \} c}x^{2}") == [
+        "L", "_", "\\quad", "x", "^", "{", "2", "}"]
+
+
 @pytest.mark.parametrize("msgid, msgstr", [
     (ENTROPY, ENTROPY),
     (ENTROPY, ENTROPY.replace("nats per token", "奈特/词元")),

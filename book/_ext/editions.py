@@ -388,7 +388,7 @@ _TEX_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|\S")
 
 
 def tex_outside_text(tex):
-    r"""The TeX of a formula without its words: every ``\text{...}`` left out, tokens one space apart.
+    r"""The TeX tokens of a formula without its words: every ``\text{...}`` left out.
 
     What a translated formula must keep. A translation may reword the words inside ``\text{}``,
     or add such a group where its word order needs one (``\text{仅当 } E < L \text{ 时存在}`` for
@@ -407,7 +407,7 @@ def tex_outside_text(tex):
         out.append(tex[i:m.start()])
         i = j
     out.append(tex[i:])
-    return " ".join(_TEX_TOKEN.findall(" ".join(out)))
+    return _TEX_TOKEN.findall(" ".join(out))
 
 
 def markup(text):
@@ -417,7 +417,7 @@ def markup(text):
     stripped = _ROLE.sub(" ", text)
     return {
         "maths": Counter(m.strip() for m in _MATH.findall(_DISPLAY.sub(" ", stripped))),
-        "display maths": Counter(tex_outside_text(m) for m in _DISPLAY.findall(stripped)),
+        "display maths": Counter(" ".join(tex_outside_text(m)) for m in _DISPLAY.findall(stripped)),
         "code": Counter(c for _, c in _CODE.findall(_MATH.sub(" ", stripped))),
         "roles": roles,
         "links": Counter(next(g for g in m if g) for m in _LINK.findall(text)),
@@ -447,7 +447,7 @@ def message_problems(msgid, msgstr, fuzzy, display=False):
 
 def _formula_problems(msgid, msgstr):
     """[a sentence naming where a translated display equation's TeX first differs] or []."""
-    want, got = tex_outside_text(msgid).split(" "), tex_outside_text(msgstr).split(" ")
+    want, got = tex_outside_text(msgid), tex_outside_text(msgstr)
     if want == got:
         return []
     at = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
