@@ -133,6 +133,22 @@ def test_unseen_context_fraction():
     assert NGramModel(1, V).fit(TINY).unseen_context_fraction(TINY) == 0.0
 
 
+def test_context_seen_marks_each_full_context_position():
+    model = NGramModel(2, V).fit(np.array([0, 1, 0, 1]))  # contexts seen: 0 and 1
+    seen = model.context_seen(np.array([0, 1, 2, 3, 1]))   # contexts of positions 1..4: 0, 1, 2, 3
+    assert seen.tolist() == [True, True, False, False]
+    assert len(seen) == len(model.log_probs(np.array([0, 1, 2, 3, 1]))[1:])
+    # where the context is unseen the model guesses uniformly; where it is seen, it does not here
+    lp = model.log_probs(np.array([0, 1, 2, 3, 1]))[1:]
+    assert np.allclose(lp[~seen], -math.log(V)) and not np.allclose(lp[seen], -math.log(V))
+    assert NGramModel(1, V).fit(TINY).context_seen(TINY).all()
+
+
+def test_context_seen_rejects_text_shorter_than_a_context():
+    with pytest.raises(ValueError, match="full context"):
+        NGramModel(3, V).fit(TINY).context_seen(np.array([0, 1]))
+
+
 def test_bits_per_char_and_perplexity_conversions():
     assert bits_per_char(math.log(2)) == pytest.approx(1.0)
     assert perplexity(math.log(V)) == pytest.approx(V)

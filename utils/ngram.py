@@ -284,22 +284,34 @@ class NGramModel:
             raise ValueError("cannot compute a cross-entropy over an empty sequence of ids.")
         return float(-self.log_probs(ids).mean())
 
-    def unseen_context_fraction(self, ids) -> float:
-        """Fraction of positions of ``ids`` (those with a full n-1 token context) whose context
-        never occurred in training, so the model can only guess uniformly there.
+    def context_seen(self, ids) -> np.ndarray:
+        """For each position of ``ids`` that has a full n-1 token context (positions n-1, n, ...):
+        did that context occur in training? Returns a boolean array of length ``len(ids) - n + 1``,
+        aligned with ``log_probs(ids)[n - 1:]``. Where it is False the model can only guess
+        uniformly. A unigram model has the empty context, always seen. Chapter 1 splits the
+        validation loss by it.
         """
         self._check_fitted()
         ids = _as_ids(ids, self.vocab_size)
-        if self.n == 1:
-            return 0.0
         if ids.size < self.n:
             raise ValueError(f"need at least n={self.n} ids to have a full context, got {ids.size}.")
         N = ids.size - self.n + 1
+        if self.n == 1:
+            return np.ones(N, dtype=bool)
         ctx = np.zeros(N, dtype=np.int64)
         for j in range(self.n - 1):
             ctx = ctx * self._base + ids[j:j + N]
         c_keys, c_totals = self._tables[-1][2], self._tables[-1][3]
-        return float(np.mean(_lookup(c_keys, c_totals, ctx) == 0))
+        return _lookup(c_keys, c_totals, ctx) > 0
+
+    def unseen_context_fraction(self, ids) -> float:
+        """Fraction of positions of ``ids`` (those with a full n-1 token context) whose context
+        never occurred in training, so the model can only guess uniformly there
+        (``1 - mean(context_seen(ids))``).
+        """
+        if self.n == 1:
+            return 0.0
+        return float(1.0 - np.mean(self.context_seen(ids)))
 
     # ----------------------------------------------------------------- sampling
     def sample(self, n_tokens: int, temperature: float = 1.0, seed: int | None = None, prompt=()) -> np.ndarray:
