@@ -441,18 +441,21 @@ def check_page(chrome, site: Path, page: str, shots: Path,
     for entry in chrome.get_log("browser"):
         if entry.get("level") == "SEVERE":
             problems.append(f"JavaScript error: {entry.get('message', '')[:300]}")
-    problems += [f"image did not load: {src}" for src in result["broken_images"]]
-    parsed = parse_page(result["html"])
-    problems += [f"MathJax could not parse TeX: {msg}" for msg in parsed.tex_errors]
-    problems += raw_tex(parsed.texts)
-    if typeset is not None:
-        typeset[page] = parsed.typeset_display
-        problems += typeset_problems(page, typeset)
+    built = (site / page).read_text(encoding="utf-8", errors="replace")
+    parsed_built = parse_page(built)
+    # What the reader sees, from the rendered DOM; a redirect page's DOM is its target's, perhaps
+    # not typeset yet (the target is checked as a page of its own).
+    if not parsed_built.redirect:
+        problems += [f"image did not load: {src}" for src in result["broken_images"]]
+        parsed = parse_page(result["html"])
+        problems += [f"MathJax could not parse TeX: {msg}" for msg in parsed.tex_errors]
+        problems += raw_tex(parsed.texts)
+        if typeset is not None:
+            typeset[page] = parsed.typeset_display
+            problems += typeset_problems(page, typeset)
     # Links, editions and equations' TeX are checked on the file as built (the rendered DOM adds
     # MathJax's own elements).
-    built = (site / page).read_text(encoding="utf-8", errors="replace")
     problems += broken_links(site, page, built)
-    parsed_built = parse_page(built)
     problems += edition_problems(page, parsed_built)
     english = english_page(page)
     if english is not None and (site / english).is_file():
