@@ -76,12 +76,79 @@ def test_repository_url_is_read_from_config(tmp_path):
         colab.repository_url(cfg)
 
 
+def _notebook_in_another_format(path, url):
+    """A one-cell notebook written as json.dumps writes it (keys unsorted, sources as one string)."""
+    nb = {"cells": [{"cell_type": "code", "id": "setup", "source": colab.setup_source(url),
+                     "metadata": {"tags": ["hide-input"]}, "outputs": [], "execution_count": None},
+                    {"cell_type": "markdown", "id": "prose", "metadata": {}, "source": "# A title\n\nTwo lines."}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def test_sync_makes_the_first_code_cell_the_setup_cell(tmp_path):
-    nb = {"cells": [{"cell_type": "code", "source": colab.setup_source("https://old.example/x"),
-                     "metadata": {}, "outputs": [], "execution_count": None}],
-          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path = tmp_path / "n.ipynb"
-    path.write_text(json.dumps(nb))
+    _notebook_in_another_format(path, "https://old.example/x")
     assert colab.sync([path], "https://new.example/y") == [path]
     assert _source(_load(path)["cells"][0]) == colab.setup_source("https://new.example/y")
     assert colab.sync([path], "https://new.example/y") == []
+
+
+def test_sync_writes_the_notebook_as_nbformat_does(tmp_path):
+    import nbformat
+
+    path = tmp_path / "n.ipynb"
+    _notebook_in_another_format(path, "https://old.example/x")
+    colab.sync([path], "https://new.example/y")
+    written = path.read_text(encoding="utf-8")
+    assert written == nbformat.writes(nbformat.read(path, as_version=4)) + "\n"
+    assert '"source": [' in written and written.index('"cell_type"') < written.index('"id"')  # lines; sorted keys
+
+
+def _clear_output(path):
+    """What `make strip` (jupyter nbconvert --clear-output --inplace) writes for the notebook at ``path``."""
+    from nbconvert.exporters import NotebookExporter
+    from traitlets.config import Config
+
+    exporter = NotebookExporter(config=Config({"ClearOutputPreprocessor": {"enabled": True}}))
+    return exporter.from_filename(str(path))[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_written_as_make_strip_and_make_sync_setup_write_it(path, tmp_path):
+    committed = path.read_text(encoding="utf-8")
+    stripped = _clear_output(path)
+    first = next((i for i, (a, b) in enumerate(zip(stripped.splitlines(), committed.splitlines()), 1) if a != b), None)
+    assert stripped == committed, (f"{path.name} is not in nbformat's JSON format (the one Jupyter and `make strip` "
+                                   f"write; first difference at line {first}): run `make strip`")
+    copy = tmp_path / path.name
+    copy.write_text(committed, encoding="utf-8")
+    url = colab.repository_url()
+    assert colab.sync([copy], url + "-elsewhere") == [copy] and colab.sync([copy], url) == [copy]
+    assert copy.read_text(encoding="utf-8") == committed, f"`make sync-setup` would reformat {path.name}"
+
+
+FOOTER = ('<a href="https://github.com/old-owner/course/blob/main/LICENSE">MIT licence</a>; '
+          '<a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a>')
+
+
+def test_sync_points_the_licence_link_of_the_footer_and_its_translation_at_the_repository(tmp_path):
+    config, catalog = tmp_path / "_config.yml", tmp_path / "site.po"
+    config.write_text(f"html:\n  extra_footer: >-\n    <p>Code under the {FOOTER}.</p>\n", encoding="utf-8")
+    escaped = FOOTER.replace('"', '\\"')
+    catalog.write_text(f'msgid "<p>Code under the {escaped}.</p>"\nmsgstr "<p>代码 {escaped}。</p>"\n', encoding="utf-8")
+    new = "https://github.com/new-owner/fork.git"
+    assert colab.sync_licence_links([config, catalog], new, "trunk") == [config, catalog]
+    link = "https://github.com/new-owner/fork/blob/trunk/LICENSE"
+    assert f'href="{link}"' in config.read_text() and "old-owner" not in config.read_text()
+    po = catalog.read_text(encoding="utf-8")
+    assert po.count(f'href=\\"{link}\\"') == 2 and "old-owner" not in po  # message and translation alike
+    assert "creativecommons.org/licenses/by/4.0/" in po  # other links stay
+    assert colab.sync_licence_links([config, catalog], new, "trunk") == []
+
+
+def test_footer_licence_link_names_the_configured_repository():
+    link = colab.licence_url(colab.repository_url(), colab.repository_branch())
+    for path in [ROOT / "_config.yml", *sorted((ROOT / "locales").glob("*/LC_MESSAGES/site.po"))]:
+        found = colab.LICENCE_LINK.findall(path.read_text(encoding="utf-8"))
+        assert found and set(found) == {link}, f"{path.name} links the licence at {found}, not {link}: run `make sync-setup`"
