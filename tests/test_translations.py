@@ -3,7 +3,12 @@
 ``test_every_message_is_translated`` extracts the English messages afresh (Sphinx's gettext builder,
 about ten seconds, nothing executed) and fails when any of them has no translation, a fuzzy one, or
 one whose maths, code, roles or link targets differ from the English, printing the page and the
-string. After editing English prose, ``make translate`` updates the catalogs and lists the same.
+string. A display equation's translation must be the same TeX but for the words inside
+``\\text{...}``. After editing English prose, ``make translate`` updates the catalogs and lists the
+same.
+
+The tiny builds below show the translated edition's display equations reaching the page
+(``editions.TranslateVerbatim``) and what they became without it (``\\[::\\]``).
 """
 import importlib.util
 import json

@@ -6,7 +6,10 @@ As a Sphinx extension (``_config.yml``, ``sphinx.local_extensions``) it
   ``<link rel="alternate" hreflang=...>`` tags for the same pages;
 * in a translated edition, takes the site's own strings that live in ``_config.yml`` (title,
   search box, footer) from the catalog ``locales/<lang>/LC_MESSAGES/site.po``;
-* when the gettext builder runs, writes those strings to ``site.pot`` beside the pages' catalogs.
+* in a translated edition, puts translated display equations on the page as they stand (Sphinx's
+  own translation step turned each one into a bare "::" on a MyST page; :func:`translate_verbatim`);
+* when the gettext builder runs, writes those strings to ``site.pot`` beside the pages' catalogs,
+  and lists which messages are display equations (``display-maths.json``, for :func:`check`).
 
 As a script (the Makefile's ``book``, ``book-check`` and ``translate`` targets call it)::
 
