@@ -423,3 +423,33 @@ def test_percentile_interval_of_derived_values_with_its_monte_carlo_error():
     assert 0 < mc_lo < 0.05 and 0 < mc_hi < 0.05
     with pytest.raises(ValueError, match="at least 2 finite"):
         percentile_interval([np.nan, 1.0])
+
+
+def test_cluster_resamples_are_the_draws_fit_chinchilla_makes_itself():
+    """Passing cluster_resamples(groups, B, seed) as resamples= refits exactly the fit's own resamples, so two
+    estimators given the same rows are bootstrapped paired."""
+    rng = np.random.default_rng(8)
+    N = np.repeat(np.geomspace(1e5, 1e8, 6), 3)
+    D = np.tile([2e7, 1e8, 5e8], 6) * rng.uniform(0.9, 1.1, N.size)
+    L = chinchilla_loss(N, D, HOFFMANN_2022) * np.exp(rng.normal(0, 0.01, N.size))
+    groups = np.repeat(np.arange(6), 3)
+    W = scaling.cluster_resamples(groups, 5, seed=3)
+    assert W.shape == (5, N.size)
+    for row in W:   # whole groups, six draws
+        assert all(len(set(row[groups == g])) == 1 for g in range(6)) and row[::3].sum() == 6
+    own = fit_chinchilla(N, D, L, n_bootstrap=5, seed=3, groups=groups, n_starts=2, workers=1)
+    given = fit_chinchilla(N, D, L, resamples=W, n_starts=2, workers=1)
+    np.testing.assert_array_equal(own.samples, given.samples)
+    other = fit_chinchilla(N, D, L, resamples=scaling.cluster_resamples(groups, 5, seed=4), n_starts=2, workers=1)
+    assert not np.array_equal(other.samples, given.samples)
+
+
+def test_resamples_must_be_counts_for_every_point():
+    N, D = np.geomspace(1e5, 1e8, 8), np.geomspace(1e7, 1e9, 8)[::-1]
+    L = chinchilla_loss(N, D, HOFFMANN_2022)
+    with pytest.raises(ValueError, match="one column per point"):
+        fit_chinchilla(N, D, L, resamples=np.ones((3, 7)))
+    with pytest.raises(ValueError, match="whole counts"):
+        fit_chinchilla(N, D, L, resamples=np.full((3, 8), 0.5))
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        scaling.cluster_resamples(np.arange(8), 0)

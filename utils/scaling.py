@@ -27,7 +27,7 @@ __all__ = [
     "KAPLAN_2020", "HOFFMANN_2022", "BESIROGLU_2024", "HOFFMANN_GRID",
     "PowerLawFit", "SaturatingFit", "ChinchillaFit", "ComputeOptimal", "IsoFLOPMinima",
     "fit_power_law", "fit_saturating_power_law", "fit_chinchilla", "compute_optimal", "optimal_size_exponent",
-    "percentile_interval",
+    "percentile_interval", "cluster_resamples",
     "isoflop_minima", "chinchilla_loss", "kaplan_loss", "huber",
 ]
 
@@ -357,6 +357,34 @@ def _resample_weights(rng, n: int, groups: np.ndarray | None) -> np.ndarray:
     return drawn[inverse]
 
 
+def cluster_resamples(groups, n_bootstrap: int, seed: int | None = 0) -> np.ndarray:
+    """How often each point is drawn in each of ``n_bootstrap`` cluster-bootstrap resamples: an integer array of
+    shape ``(n_bootstrap, len(groups))`` (Chapter 6).
+
+    Each resample draws as many groups as there are, with replacement, and every point counts as often as its
+    group was drawn. These are the draws :func:`fit_chinchilla` makes itself with ``groups`` and ``seed``;
+    drawing them once and passing them to two estimators (``resamples=``) makes a *paired* bootstrap."""
+    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}.")
+    g = np.asarray(groups)
+    if g.ndim != 1 or len(g) == 0:
+        raise ValueError(f"groups must be a non-empty 1-D sequence of labels (one per point), got shape {g.shape}.")
+    rng = np.random.default_rng(seed)
+    return np.stack([_resample_weights(rng, len(g), g) for _ in range(n_bootstrap)]).astype(int)
+
+
+def _check_resamples(resamples, n: int) -> np.ndarray:
+    """Validated resample weights (B, n): non-negative whole numbers, at least one point drawn per resample."""
+    w = np.asarray(resamples, dtype=float)
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"resamples must have one row per resample and one column per point ({n}); got shape "
+                         f"{w.shape}. Build them with cluster_resamples(groups, n_bootstrap, seed).")
+    if not np.all(np.isfinite(w) & (w >= 0) & (w == np.round(w))) or np.any(w.sum(axis=1) == 0):
+        raise ValueError("resamples must hold non-negative whole counts (how often each point is drawn), with at "
+                         "least one point drawn in every resample.")
+    return w
+
+
 def _bootstrap_refused(points: np.ndarray, n_params: int, groups: np.ndarray | None, what: str) -> str | None:
     """Why a bootstrap would degenerate (a sentence), or ``None`` when it is fine.
 
@@ -398,18 +426,20 @@ def _bootstrap_workers(n_bootstrap: int, workers: int | None) -> int:
 
 def _bootstrap(logX: np.ndarray, logy: np.ndarray, delta: float, n: int, G: np.ndarray, n_starts, bounds,
                n_bootstrap: int, seed: int | None, groups: np.ndarray | None = None,
-               workers: int | None = None) -> np.ndarray:
+               workers: int | None = None, weights: np.ndarray | None = None) -> np.ndarray:
     """Refit on ``n_bootstrap`` resamples with the point fit's own estimator (the same grid of starts,
     scored on the resample, and L-BFGS from its best ``n_starts``); returns (n_bootstrap, P) thetas.
 
     Points are drawn with replacement, or, with ``groups``, whole groups are (a cluster bootstrap:
     points that share a training run are not independent). The resamples are drawn here from
     ``seed`` and refitted in ``workers`` processes (default: one per core), so the result does not
-    depend on how many there are."""
-    if n_bootstrap <= 0:
-        return np.empty((0, G.shape[1]))
-    rng = np.random.default_rng(seed)
-    weights = np.stack([_resample_weights(rng, n, groups) for _ in range(n_bootstrap)])
+    depend on how many there are. Given ``weights`` (rows of draw counts), those resamples are refitted."""
+    if weights is None:
+        if n_bootstrap <= 0:
+            return np.empty((0, G.shape[1]))
+        rng = np.random.default_rng(seed)
+        weights = np.stack([_resample_weights(rng, n, groups) for _ in range(n_bootstrap)])
+    n_bootstrap = len(weights)
     n_workers = min(_bootstrap_workers(n_bootstrap, workers), n_bootstrap)
     if n_workers == 1:
         return _refit_chunk(logX, logy, delta, G, n_starts, bounds, weights)
@@ -451,15 +481,15 @@ def _check_groups(groups, n: int) -> np.ndarray | None:
 
 
 def _run_bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups, points, n_params, what,
-                   workers=None):
+                   workers=None, weights=None):
     """Bootstrap thetas, or an empty array and a warning when the resamples would degenerate."""
-    if n_bootstrap <= 0:
+    if weights is None and n_bootstrap <= 0:
         return np.empty((0, G.shape[1]))
     why = _bootstrap_refused(points, n_params, groups, what)
     if why is not None:
         warnings.warn(why, RuntimeWarning, stacklevel=3)
         return np.empty((0, G.shape[1]))
-    return _bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups, workers)
+    return _bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups, workers, weights)
 
 
 # ----------------------------- saturating power law ------------------------------------------
@@ -687,7 +717,7 @@ class ChinchillaFit:
 def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 1000, level: float = 0.95,
                    seed: int | None = 0, n_starts: int | None = 8,
                    grid: Mapping[str, Iterable[float]] | None = None, groups=None,
-                   workers: int | None = None) -> ChinchillaFit:
+                   workers: int | None = None, resamples=None) -> ChinchillaFit:
     """Fit ``L(N, D) = E + A/N**alpha + B/D**beta`` by Hoffmann et al. (2022), Approach 3 (Chapter 7).
 
     Parameters are fitted in log space (``a = log A``, ``b = log B``, ``e = log E``); the prediction is
@@ -702,6 +732,9 @@ def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 1000, lev
     training run (Chapter 6). The bootstrap is refused, with a warning and no interval, when the runs
     have fewer than 10 distinct (N, D) points or fewer than 5 groups. The refits run in ``workers``
     processes (default: one per core, for 64 refits or more); the result does not depend on their number.
+    ``resamples`` (an array of draw counts, one row per resample, e.g. from :func:`cluster_resamples`) replaces
+    the fit's own draws (and ``n_bootstrap``): another estimator given the same rows is then bootstrapped
+    *paired* with this one (Chapter 6). With ``groups`` too, the refusal rule counts those groups.
 
     ``N`` parameters, ``D`` tokens, ``L`` losses (nats per token). Needs at least 6 points.
     Returns a :class:`ChinchillaFit`.
@@ -735,8 +768,9 @@ def fit_chinchilla(N, D, L, *, delta: float = 1e-3, n_bootstrap: int = 1000, lev
     _warn_at_bounds(best, bounds, ["log E", "log A", "log B", "alpha", "beta"])
     _warn_no_floor(float(np.exp(best[0])), float(L.min()))
     groups = _check_groups(groups, n)
+    weights = None if resamples is None else _check_resamples(resamples, n)
     boot = _run_bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups,
-                          np.column_stack([N, D]), 5, "L(N, D) = E + A/N^alpha + B/D^beta", workers)
+                          np.column_stack([N, D]), 5, "L(N, D) = E + A/N^alpha + B/D^beta", workers, weights)
     if len(boot):
         samples = np.column_stack([np.exp(boot[:, 0]), np.exp(boot[:, 1]), np.exp(boot[:, 2]),
                                    boot[:, 3], boot[:, 4]])

@@ -1,0 +1,294 @@
+"""Tests for utils.allocation: the paired bootstrap pairs, failures are counted, the held-out IsoFLOP fit finds a
+known optimum and refuses bad profiles, and the whole analysis recovers a known law with honest intervals."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from utils import allocation, scaling
+from utils.allocation import analyse, heldout_isoflop, sensitivity, synthetic_runs
+
+LAW = {"E": 1.3, "A": 30.0, "B": 60.0, "alpha": 0.35, "beta": 0.30}
+
+
+def _records(widths=(8, 12, 16, 24, 32, 48, 64, 96), n_budgets=5, min_steps=100):
+    """Planned points (records without losses) of a small sweep shaped like Chapter 6's: depth-2 models of the
+    given widths, budgets sqrt(2) apart, each size trained on the tokens a budget buys, 512 tokens per step,
+    priced with the course's FLOP count. Built here, so that the tests do not depend on the course's grids."""
+    out = []
+    for k in range(n_budgets):
+        budget = 2.5e10 * 2 ** (k / 2)
+        for d in widths:
+            N = 2 * (12 * d * d + 13 * d) + 2 * d
+            fpt = 6 * (12 * 2 * d * d + 76 * d) + 12 * 2 * 64 * d
+            steps = round(budget / (fpt * 512))
+            if steps >= min_steps:
+                out.append({"run": f"C{budget:.3g}-d{d}", "trunk": f"L2-d{d}", "budget": budget, "N": N,
+                            "N_total": N + 76 * d + 64 * d, "flops_per_token": fpt, "steps": steps, "D": steps * 512,
+                            "C": float(fpt * steps * 512)})
+    return out
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return _records()
+
+
+@pytest.fixture(scope="module")
+def shared_trunk_result(plan):
+    """One analysis of data whose noise is mostly a shared offset per trunk (what pairing must cancel)."""
+    runs = synthetic_runs(plan, LAW, noise_sd=0.002, trunk_sd=0.02, seed=3)
+    return analyse(runs, n_bootstrap=60, seed=1, n_starts=4, workers=1)
+
+
+# ----------------------------------------------------------------------------- synthetic_runs
+
+def test_synthetic_runs_follow_the_law_and_keep_every_other_field(plan):
+    runs = synthetic_runs(plan, LAW, noise_sd=0.0, trunk_sd=0.0)
+    for p, r in zip(plan, runs):
+        assert {k: v for k, v in r.items() if k not in ("final_val_loss", "final_val_bpc", "synthetic")} == p
+        assert r["final_val_loss"] == pytest.approx(float(scaling.chinchilla_loss(p["N_total"], p["D"], LAW)))
+        assert r["final_val_bpc"] == pytest.approx(r["final_val_loss"] / math.log(2))
+    non_emb = synthetic_runs(plan, LAW, noise_sd=0.0, param_count="non_embedding")
+    assert non_emb[0]["final_val_loss"] == pytest.approx(float(scaling.chinchilla_loss(plan[0]["N"], plan[0]["D"], LAW)))
+
+
+def test_synthetic_trunk_offset_is_shared_by_a_trunks_points(plan):
+    runs = synthetic_runs(plan, LAW, noise_sd=0.0, trunk_sd=0.05, seed=7)
+    shift = {}
+    for p, r in zip(plan, runs):
+        shift.setdefault(p["trunk"], []).append(r["final_val_loss"] - float(scaling.chinchilla_loss(p["N_total"], p["D"], LAW)))
+    for offsets in shift.values():
+        assert np.ptp(offsets) < 1e-12
+    assert np.std([v[0] for v in shift.values()]) > 0.01
+
+
+def test_synthetic_runs_refuse_bad_noise_and_bad_law(plan):
+    with pytest.raises(ValueError, match="noise_sd"):
+        synthetic_runs(plan, LAW, noise_sd=-0.1)
+    with pytest.raises(ValueError, match="missing"):
+        synthetic_runs(plan, {"E": 1.0, "A": 1.0}, noise_sd=0.01)
+
+
+# ----------------------------------------------------------------------------- analyse: input
+
+def test_analyse_names_a_missing_field_and_bad_choices(plan):
+    runs = synthetic_runs(plan, LAW, noise_sd=0.01)
+    broken = [dict(r) for r in runs]
+    del broken[3]["trunk"]
+    with pytest.raises(ValueError, match="'trunk'"):
+        analyse(broken, n_bootstrap=2)
+    with pytest.raises(ValueError, match="param_count"):
+        analyse(runs, param_count="embedding", n_bootstrap=2)
+    with pytest.raises(ValueError, match="window"):
+        analyse(runs, window=0, n_bootstrap=2)
+    with pytest.raises(ValueError, match="at least 5"):
+        analyse(runs, min_steps=10 ** 6, n_bootstrap=2)
+    with pytest.raises(TypeError, match="list"):
+        analyse({"N": [1, 2]}, n_bootstrap=2)
+    bad = [dict(r) for r in runs]
+    bad[0]["final_val_loss"] = float("nan")
+    with pytest.raises(ValueError, match="final_val_loss"):
+        analyse(bad, n_bootstrap=2)
+
+
+def test_cost_curve_passes_through_every_size_and_grows_beyond_the_ends(plan):
+    cost = allocation.cost_curve(plan, "non_embedding")
+    for p in plan:
+        assert cost(p["N"]) == pytest.approx(p["flops_per_token"], rel=1e-12)
+    lo, hi = min(p["N"] for p in plan), max(p["N"] for p in plan)
+    assert cost(lo / 2) < cost(lo) and cost(hi * 2) > cost(hi)
+
+
+def test_analyse_leaves_out_short_runs_and_counts_them(plan):
+    runs = synthetic_runs(plan, LAW, noise_sd=0.005, seed=2)
+    cut = sorted(r["steps"] for r in runs)[len(runs) // 5]
+    res = analyse(runs, min_steps=int(cut), n_bootstrap=4, n_starts=2, workers=1)
+    assert res.n_left_out == sum(r["steps"] < cut for r in runs) > 0
+    assert res.n_runs + res.n_left_out == len(runs)
+
+
+# ----------------------------------------------------------------------------- the paired bootstrap
+
+def _width(lo_hi):
+    return lo_hi[1] - lo_hi[0]
+
+
+def _pairing_gain(res, seed=0):
+    """Width of the difference's interval if the two estimates' resamples were independent (shuffled), over the
+    width the analysis reports. Pairing the same trunk draws makes the reported one narrower."""
+    ok = np.isfinite(res.a2_samples) & np.isfinite(res.a_joint_samples)
+    a2, aj = res.a2_samples[ok], res.a_joint_samples[ok]
+    unpaired = a2 - np.random.default_rng(seed).permutation(aj)
+    return _width(np.percentile(unpaired, [2.5, 97.5])) / _width(res.diff_ci)
+
+
+def test_both_estimates_of_a_resample_come_from_the_same_trunk_draw(plan, shared_trunk_result):
+    """Redo resamples by hand from the documented draws (cluster_resamples with the analysis's seed): Approach 2
+    and the joint fit of resample i must both be the estimates on draw i."""
+    res = shared_trunk_result
+    runs = synthetic_runs(plan, LAW, noise_sd=0.002, trunk_sd=0.02, seed=3)
+    W = scaling.cluster_resamples([r["trunk"] for r in runs], 60, seed=1)
+    col = {k: np.array([r[k] for r in runs], dtype=float) for k in ("budget", "N_total", "D", "final_val_loss")}
+    for i in (0, 17, 42):
+        k = np.repeat(np.arange(len(runs)), W[i])
+        iso = scaling.isoflop_minima({"C": col["budget"][k], "N": col["N_total"][k], "D": col["D"][k],
+                                      "loss": col["final_val_loss"][k]}, warn=False)
+        a2 = iso.fit()[0].b if iso.valid.sum() >= 3 else np.nan
+        assert res.a2_samples[i] == pytest.approx(a2, rel=1e-9, nan_ok=True)
+        fit = scaling.fit_chinchilla(col["N_total"], col["D"], col["final_val_loss"], resamples=W[i:i + 1],
+                                     n_starts=4, workers=1)
+        consts = dict(zip(("E", "A", "B", "alpha", "beta"), fit.samples[0]))
+        n_opt = scaling.compute_optimal(np.array(res.C_range), consts, allocation.cost_curve(runs)).N_opt
+        assert res.a_joint_samples[i] == pytest.approx(math.log(n_opt[1] / n_opt[0]) / math.log(res.C_range[1] / res.C_range[0]), rel=1e-6)
+    ok = np.isfinite(res.a2_samples) & np.isfinite(res.a_joint_samples)
+    assert res.diff_ci == pytest.approx(tuple(np.percentile(res.a2_samples[ok] - res.a_joint_samples[ok], [2.5, 97.5])))
+
+
+def test_the_paired_interval_of_the_difference_is_narrower_than_an_unpaired_one(shared_trunk_result):
+    """With a shared offset per trunk the two estimates move together across resamples, so the paired interval
+    of their difference is narrower than the one independent bootstraps would give."""
+    res = shared_trunk_result
+    ok = np.isfinite(res.a2_samples) & np.isfinite(res.a_joint_samples)
+    assert np.corrcoef(res.a2_samples[ok], res.a_joint_samples[ok])[0, 1] > 0.3
+    assert _pairing_gain(res) > 1.2
+
+
+def test_an_unpaired_implementation_fails_the_pairing_check(plan, monkeypatch):
+    """The check above is not vacuous: give the joint fit its own trunk draws and it fails."""
+    real = allocation._joint_part
+
+    def unpaired(r, W, n_starts, workers):
+        return real(r, scaling.cluster_resamples(r.trunk, len(W), seed=12345), n_starts, workers)
+
+    monkeypatch.setattr(allocation, "_joint_part", unpaired)
+    runs = synthetic_runs(plan, LAW, noise_sd=0.002, trunk_sd=0.02, seed=3)
+    res = analyse(runs, n_bootstrap=60, seed=1, n_starts=4, workers=1)
+    assert _pairing_gain(res) < 1.2
+
+
+def test_failed_resamples_are_counted_not_dropped(plan, monkeypatch):
+    runs = synthetic_runs(plan, LAW, noise_sd=0.005, seed=4)
+    real = scaling.compute_optimal
+    cutoff = {}
+
+    def sometimes_fails(C, fit, flops_per_token=None):
+        if "beta" in cutoff and fit["beta"] > cutoff["beta"]:
+            raise ValueError("no optimum")
+        return real(C, fit, flops_per_token)
+
+    fit = scaling.fit_chinchilla(*(np.array([r[k] for r in runs], float) for k in ("N_total", "D", "final_val_loss")),
+                                 n_starts=2, groups=[r["trunk"] for r in runs],
+                                 resamples=scaling.cluster_resamples([r["trunk"] for r in runs], 30, seed=0))
+    cutoff["beta"] = float(np.quantile(fit.samples[:, 4], 0.7))
+    expected = int((fit.samples[:, 4] > cutoff["beta"]).sum())
+    if fit.beta > cutoff["beta"]:   # the point fit itself must succeed
+        cutoff["beta"] = fit.beta + 1e-9
+        expected = int((fit.samples[:, 4] > cutoff["beta"]).sum())
+    monkeypatch.setattr(scaling, "compute_optimal", sometimes_fails)
+    res = analyse(runs, n_bootstrap=30, seed=0, n_starts=2, workers=1)
+    assert expected > 0
+    assert res.a_joint_failed == expected == int(np.isnan(res.a_joint_samples).sum())
+    assert res.n_paired == int((np.isfinite(res.a2_samples) & np.isfinite(res.a_joint_samples)).sum())
+    assert res.n_paired <= 30 - expected
+    assert f"{30 - res.n_paired} of 30 resamples failed" in res.verdict()
+    assert f"failed resamples: {expected}" in str(res)
+
+
+def test_approach2_fails_a_resample_without_three_minima_and_says_so():
+    """Profiles of three sizes: a resample that misses a profile's middle size has no minimum there."""
+    pts = _records(widths=(12, 16, 24, 32, 48, 64), n_budgets=4)
+    runs = synthetic_runs(pts, LAW, noise_sd=0.002, seed=5)
+    res = analyse(runs, n_bootstrap=40, seed=0, n_starts=2, workers=1, window=1)
+    assert res.a2_failed == int(np.isnan(res.a2_samples).sum()) > 0
+    assert np.all(res.a2_budgets[np.isnan(res.a2_samples)] < 3)
+    assert np.all(res.a2_budgets[np.isfinite(res.a2_samples)] >= 3)
+
+
+# ----------------------------------------------------------------------------- the verdict
+
+@pytest.mark.parametrize("ci, words, never", [
+    ((0.12, 0.30), "differ", "agree"),
+    ((-0.30, -0.02), "differ", "agree"),
+    ((0.01, 0.04), "less than the margin", "agree"),
+    ((-0.03, 0.04), "agree to within ±0.05", "differ"),
+    ((-0.02, 0.40), "cannot be told apart at this precision — not the same as agreeing", "agree to"),
+])
+def test_verdict_is_chosen_from_the_paired_interval_and_the_margin(shared_trunk_result, ci, words, never):
+    res = dataclasses.replace(shared_trunk_result, diff_ci=ci, diff=sum(ci) / 2, n_paired=60)
+    text = res.verdict()
+    assert words in text and never not in text.replace("not the same as agreeing", "")
+
+
+# ----------------------------------------------------------------------------- sensitivity
+
+def test_sensitivity_varies_one_choice_at_a_time_and_reports_failures(plan):
+    runs = synthetic_runs(plan, LAW, noise_sd=0.003, trunk_sd=0.005, seed=6)
+    table = sensitivity(runs, windows=(1, 2, None), min_steps=(None, 10 ** 6), n_bootstrap=6, n_starts=2, workers=1)
+    varied = [r["varied"] for r in table.rows]
+    assert varied == ["baseline", "IsoFLOP window", "IsoFLOP window", "shortest run kept", "parameter count"]
+    too_short = table.rows[3]
+    assert "at least 5" in too_short["note"] and math.isnan(too_short["a2"])
+    base, all_points = table.rows[0], table.rows[2]
+    assert base["a_joint"] == all_points["a_joint"] and base["a2"] != all_points["a2"]   # window: Approach 2 only
+    assert table.rows[4]["a_joint"] != base["a_joint"]
+    text, md = str(table), table.to_markdown()
+    assert "failed" in text and md.count("\n") == len(table.rows) + 1 and md.startswith("| varied")
+
+
+# ----------------------------------------------------------------------------- heldout_isoflop
+
+def _profile(N0=3e4, curvature=0.05, n=5):
+    N = N0 * 2.0 ** np.linspace(-2, 2, n)
+    return N, 1.9 + curvature * (np.log(N) - np.log(N0)) ** 2
+
+
+def test_heldout_isoflop_finds_a_known_optimum_and_scores_the_prediction():
+    N, loss = _profile()
+    predicted = loss + np.array([0.01, -0.02, 0.0, 0.03, 0.005])
+    h = heldout_isoflop(N, loss, predicted_N_opt=1.5e4, predicted_losses=predicted, noise_sd=0.01, seed=1)
+    assert h.N_opt == pytest.approx(3e4, rel=1e-9)
+    assert h.ratio == pytest.approx(2.0, rel=1e-9)
+    assert h.N_opt_ci[0] < 3e4 < h.N_opt_ci[1]
+    assert h.ratio_ci == pytest.approx((h.N_opt_ci[0] / 1.5e4, h.N_opt_ci[1] / 1.5e4))
+    np.testing.assert_allclose(h.residuals, loss - predicted)
+    assert h.level_error == pytest.approx(np.mean(loss - predicted))
+    assert h.level_error_se == pytest.approx(0.01 / math.sqrt(5))
+    assert "parametric bootstrap" in h.method and "measured / predicted = 2.00" in str(h)
+
+
+def test_heldout_interval_covers_the_true_optimum_at_about_its_level():
+    """Repeated noisy profiles: the 90 % interval holds the true N_opt in about 90 % of 300 draws
+    (binomial SD 1.7 %; we allow 3.5 SD, since the parametric bootstrap centres on the noisy fit)."""
+    N, clean = _profile(curvature=0.03)
+    rng = np.random.default_rng(0)
+    hits, n = 0, 300
+    for k in range(n):
+        h = heldout_isoflop(N, clean + rng.normal(0, 0.01, len(N)), predicted_N_opt=3e4, noise_sd=0.01,
+                            n_bootstrap=400, seed=k, level=0.9)
+        hits += h.N_opt_ci[0] <= 3e4 <= h.N_opt_ci[1]
+    assert abs(hits / n - 0.9) < 3.5 * math.sqrt(0.9 * 0.1 / n)
+
+
+def test_heldout_interval_widens_with_the_noise():
+    N, loss = _profile()
+    narrow = heldout_isoflop(N, loss, predicted_N_opt=3e4, noise_sd=0.002)
+    wide = heldout_isoflop(N, loss, predicted_N_opt=3e4, noise_sd=0.02)
+    assert math.log(wide.N_opt_ci[1] / wide.N_opt_ci[0]) > 3 * math.log(narrow.N_opt_ci[1] / narrow.N_opt_ci[0])
+
+
+def test_heldout_isoflop_refuses_bad_profiles():
+    N, loss = _profile()
+    with pytest.raises(ValueError, match="at least 3 distinct sizes"):
+        heldout_isoflop(N[:2], loss[:2], predicted_N_opt=3e4, noise_sd=0.01)
+    with pytest.raises(ValueError, match="maximum, not a minimum"):
+        heldout_isoflop(N, 4.0 - loss, predicted_N_opt=3e4, noise_sd=0.01)
+    with pytest.raises(ValueError, match="extrapolation"):
+        heldout_isoflop(N, 1.9 + 0.05 * (np.log(N) - np.log(3e5)) ** 2, predicted_N_opt=3e4, noise_sd=0.01)
+    with pytest.raises(ValueError, match="noise_sd"):
+        heldout_isoflop(N, loss, predicted_N_opt=3e4, noise_sd=0.0)
+    with pytest.raises(ValueError, match="same length"):
+        heldout_isoflop(N, loss, predicted_N_opt=3e4, predicted_losses=loss[:4], noise_sd=0.01)
+    with pytest.raises(ValueError, match="predicted_N_opt"):
+        heldout_isoflop(N, loss, predicted_N_opt=-1.0, noise_sd=0.01)

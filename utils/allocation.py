@@ -1,0 +1,707 @@
+"""Compute-optimal allocation from a sweep: how big a model for a budget, and how sure we are (Chapter 6).
+
+Chapter 6 asks one question of its sweep: at a compute budget ``C``, which model size ``N_opt`` gives
+the lowest loss, and how does it grow, ``N_opt ∝ C^a``? Two estimators answer it from the same runs:
+
+- **Approach 2** (Hoffmann et al. 2022): a parabola in ``ln N`` through each IsoFLOP profile, its minimum
+  ``N_opt(C)``, and a straight line through the minima on log–log axes (:func:`utils.scaling.isoflop_minima`);
+- **the joint fit** ``L(N, D) = E + A/N^α + B/D^β`` (:func:`utils.scaling.fit_chinchilla`), minimised along
+  the sweep's real cost curve ``C = C_token(N) · D`` between its smallest and largest budgets.
+
+:func:`analyse` runs both, with a **paired** cluster bootstrap (the same trunk draws feed both estimates in
+every resample), so that their difference gets an interval of its own, and :meth:`AllocationResult.verdict`
+words the comparison from that interval. :func:`sensitivity` repeats it with other choices (IsoFLOP window,
+shortest run kept, parameter count). :func:`heldout_isoflop` scores a predicted optimum against a held-out
+IsoFLOP profile, and :func:`synthetic_runs` / :func:`recovery` push losses from a known law through exactly
+the same analysis, to tell a flaw of the design or the estimators from data that do not follow the law.
+
+Runs are the sweep's result records (:func:`utils.sweep.run_sweep`): dicts with ``N`` (non-embedding
+parameters), ``N_total``, ``D`` (tokens), ``budget`` (the nominal ``C`` of an IsoFLOP point, ``None`` for
+a shared-step point), ``flops_per_token``, ``steps``, ``trunk`` and ``final_val_loss`` (nats).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import scaling
+
+__all__ = ["AllocationResult", "HeldoutIsoFLOP", "Recovery", "SensitivityTable", "analyse", "cost_curve",
+           "heldout_isoflop", "recovery", "sensitivity", "synthetic_runs", "PARAM_COUNTS", "EQUIVALENCE_MARGIN"]
+
+#: Which record field each parameter count reads: ``total`` (every parameter, as Hoffmann et al. count) or
+#: ``non_embedding`` (as Kaplan et al. count).
+PARAM_COUNTS: dict[str, str] = {"total": "N_total", "non_embedding": "N"}
+
+#: The default equivalence margin on ``a`` (Chapter 6): two exponents whose whole paired interval of the
+#: difference lies within ±0.05 are called equal for practical purposes. Hoffmann et al.'s three approaches gave
+#: a = 0.46 to 0.50, a spread the field reads as agreement; 0.05 in ``a`` moves ``N_opt`` by 12 % per decade of C.
+EQUIVALENCE_MARGIN = 0.05
+
+_FIELDS = ("D", "budget", "flops_per_token", "steps", "trunk", "final_val_loss")
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs as columns
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Runs:
+    """The runs an analysis uses, as columns (one entry per run), and what was left out."""
+    N: np.ndarray
+    D: np.ndarray
+    budget: np.ndarray      # nan for a shared-step point
+    L: np.ndarray
+    trunk: np.ndarray
+    steps: np.ndarray
+    cost: Callable
+    n_left_out: int         # runs below min_steps
+
+
+def _check_runs(runs) -> list:
+    if isinstance(runs, (str, bytes, Mapping)) or not hasattr(runs, "__iter__"):
+        raise TypeError(f"runs must be a list of the sweep's result records (dicts); got {type(runs).__name__}.")
+    runs = list(runs)
+    if not runs or not all(isinstance(r, Mapping) for r in runs):
+        raise TypeError("runs must be a non-empty list of dicts (the records utils.sweep.run_sweep returns).")
+    return runs
+
+
+def _param_field(param_count: str) -> str:
+    if param_count not in PARAM_COUNTS:
+        raise ValueError(f"param_count must be one of {sorted(PARAM_COUNTS)}, got {param_count!r}.")
+    return PARAM_COUNTS[param_count]
+
+
+def _column(runs: list, key: str, i_bad=None) -> list:
+    missing = [i for i, r in enumerate(runs) if key not in r]
+    if missing:
+        raise ValueError(f"run {missing[0]} ({runs[missing[0]].get('run', 'unnamed')}) has no field {key!r}; "
+                         "pass the sweep's result records (utils.sweep.run_sweep).")
+    return [r[key] for r in runs]
+
+
+def _positive(name: str, values: list, runs: list) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
+    if len(bad):
+        raise ValueError(f"run {bad[0]} ({runs[bad[0]].get('run', 'unnamed')}) has {name} = {values[bad[0]]!r}; "
+                         f"every run needs a positive, finite {name}. Fix or remove that record.")
+    return arr
+
+
+def cost_curve(runs, param_count: str = "total") -> Callable:
+    """The sweep's cost curve read from its runs: a function ``N -> training FLOPs per token`` (Chapter 6).
+
+    Interpolates ``ln flops_per_token`` against ``ln N`` between the distinct model sizes of ``runs`` (``N``
+    counted as ``param_count`` says) and extends the end segments' slopes beyond them, so that the joint fit's
+    optimum is searched along the costs the runs really paid. Needs at least two sizes."""
+    runs = _check_runs(runs)
+    N = _positive(PARAM_COUNTS.get(param_count, "N"), _column(runs, _param_field(param_count)), runs)
+    f = _positive("flops_per_token", _column(runs, "flops_per_token"), runs)
+    ln_n, first = np.unique(np.log(N), return_index=True)
+    if len(ln_n) < 2:
+        raise ValueError("the runs hold only one model size; a cost curve (and an allocation) needs several.")
+    ln_f = np.log(f[first])
+    lo_slope = (ln_f[1] - ln_f[0]) / (ln_n[1] - ln_n[0])
+    hi_slope = (ln_f[-1] - ln_f[-2]) / (ln_n[-1] - ln_n[-2])
+
+    def flops_per_token(n):
+        x = np.log(np.asarray(n, dtype=float))
+        y = np.interp(x, ln_n, ln_f)
+        y = np.where(x < ln_n[0], ln_f[0] + lo_slope * (x - ln_n[0]), y)
+        y = np.where(x > ln_n[-1], ln_f[-1] + hi_slope * (x - ln_n[-1]), y)
+        return np.exp(y)
+
+    return flops_per_token
+
+
+def _prepare(runs, param_count: str, min_steps, cost) -> _Runs:
+    """The runs' columns, without the runs shorter than ``min_steps`` (counted in ``n_left_out``)."""
+    runs = _check_runs(runs)
+    field_N = _param_field(param_count)
+    for key in (field_N,) + _FIELDS:
+        _column(runs, key)
+    steps = np.asarray(_column(runs, "steps"), dtype=float)
+    if min_steps is not None:
+        if not (isinstance(min_steps, (int, np.integer)) and min_steps >= 1):
+            raise ValueError(f"min_steps must be a positive whole number of steps or None, got {min_steps!r}.")
+        keep = steps >= min_steps
+    else:
+        keep = np.ones(len(runs), dtype=bool)
+    kept = [r for r, k in zip(runs, keep) if k]
+    if len({r["trunk"] for r in kept}) < 5:
+        raise ValueError(f"after leaving out runs under min_steps={min_steps} steps, {len(kept)} runs from "
+                         f"{len({r['trunk'] for r in kept})} trunks remain; a trunk bootstrap needs at least 5 "
+                         "trunks. Lower min_steps.")
+    budget = np.array([np.nan if r["budget"] is None else float(r["budget"]) for r in kept])
+    return _Runs(N=_positive(field_N, _column(kept, field_N), kept), D=_positive("D", _column(kept, "D"), kept),
+                 budget=budget, L=_positive("final_val_loss", _column(kept, "final_val_loss"), kept),
+                 trunk=np.asarray([str(t) for t in _column(kept, "trunk")]), steps=steps[keep],
+                 cost=cost_curve(kept, param_count) if cost is None else cost, n_left_out=int((~keep).sum()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The two estimators, on one resample (weights: how often each run is drawn)
+# ---------------------------------------------------------------------------------------------
+
+def _window(r: _Runs, w: np.ndarray, c: float, window: int | None) -> np.ndarray:
+    """Indices (repeated as drawn) of budget ``c``'s drawn runs within ``window`` ladder rungs of its best one."""
+    in_c = np.flatnonzero(r.budget == c)
+    rungs = {n: k for k, n in enumerate(np.unique(r.N[in_c]))}      # the profile's sizes, in order of N
+    drawn = in_c[w[in_c] > 0]
+    if window is not None and len(drawn):
+        best = rungs[r.N[drawn[np.argmin(r.L[drawn])]]]
+        drawn = drawn[[abs(rungs[n] - best) <= window for n in r.N[drawn]]]
+    return np.repeat(drawn, w[drawn].astype(int))
+
+
+def _approach2(r: _Runs, w: np.ndarray, window: int | None) -> tuple[float, scaling.IsoFLOPMinima]:
+    """``(a, minima)`` of Approach 2 on one resample; ``a`` is nan below 3 valid minima."""
+    budgets = np.unique(r.budget[np.isfinite(r.budget)])
+    k = np.concatenate([_window(r, w, c, window) for c in budgets])
+    if len(k) == 0:       # a resample of trunks that have no IsoFLOP point
+        return float("nan"), None
+    iso = scaling.isoflop_minima({"C": r.budget[k], "N": r.N[k], "D": r.D[k], "loss": r.L[k]}, rtol=0.0,
+                                 warn=False)
+    return (float(iso.fit()[0].b) if iso.valid.sum() >= 3 else float("nan")), iso
+
+
+def _joint_slope(consts: Mapping[str, float], C_lo: float, C_hi: float, cost: Callable) -> float:
+    """The joint law's ``a`` between ``C_lo`` and ``C_hi`` along ``cost``; nan when the law has no optimum."""
+    try:
+        n = scaling.compute_optimal(np.array([C_lo, C_hi]), consts, cost).N_opt
+    except ValueError:   # e.g. an exponent fitted to exactly 0: no finite optimum
+        return float("nan")
+    a = float(np.log(n[1] / n[0]) / math.log(C_hi / C_lo))
+    return a if np.isfinite(a) else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# analyse: the whole allocation analysis
+# ---------------------------------------------------------------------------------------------
+
+def _interval(values: np.ndarray, level: float, seed) -> tuple[tuple[float, float], tuple[float, float]]:
+    v = values[np.isfinite(values)]
+    if len(v) < 2:
+        nan = (float("nan"), float("nan"))
+        return nan, nan
+    return scaling.percentile_interval(v, level, seed)
+
+
+@dataclass(frozen=True)
+class AllocationResult:
+    """Chapter 6's allocation analysis of one set of runs (:func:`analyse`).
+
+    ``a2`` (Approach 2) and ``a_joint`` (the joint fit along the cost curve between ``C_range``) are the exponents
+    of ``N_opt ∝ C^a``; ``diff = a2 - a_joint``. Each has a ``level`` percentile interval (``*_ci``) from the same
+    paired trunk bootstrap, the bootstrap values (``*_samples``, nan where a resample failed) and the Monte-Carlo
+    error of the interval's ends (``*_mc``). ``a2_failed``/``a_joint_failed`` count failed resamples (fewer than 3
+    valid IsoFLOP minima; a joint refit with no finite optimum): they are left out of that estimate's interval,
+    and the difference uses the ``n_paired`` resamples where both succeeded. ``a2_budgets`` holds, per resample,
+    how many budgets had a valid minimum (of ``n_budgets``). ``iso`` and ``joint`` are the point fits."""
+    a2: float
+    a_joint: float
+    diff: float
+    a2_ci: tuple
+    a_joint_ci: tuple
+    diff_ci: tuple
+    a2_mc: tuple
+    a_joint_mc: tuple
+    diff_mc: tuple
+    a2_failed: int
+    a_joint_failed: int
+    n_paired: int
+    n_bootstrap: int
+    level: float
+    margin: float
+    n_runs: int
+    n_left_out: int
+    n_trunks: int
+    n_budgets: int
+    n_valid_budgets: int
+    C_range: tuple
+    param_count: str
+    window: int | None
+    min_steps: int | None
+    iso: scaling.IsoFLOPMinima = field(repr=False)
+    joint: scaling.ChinchillaFit = field(repr=False)
+    a2_samples: np.ndarray = field(repr=False)
+    a_joint_samples: np.ndarray = field(repr=False)
+    a2_budgets: np.ndarray = field(repr=False)
+
+    def verdict(self) -> str:
+        """One sentence comparing the two exponents, chosen from the paired interval of ``a2 - a_joint`` and
+        ``margin`` (Chapter 6): they *differ* when the interval excludes 0; they *agree within ±margin* only when
+        the whole interval lies inside ±margin; otherwise they *cannot be told apart at this precision*."""
+        lo, hi = self.diff_ci
+        pct, m = round(100 * self.level), self.margin
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return (f"No verdict: only {self.n_paired} of {self.n_bootstrap} resamples gave both exponents, too few "
+                    "for an interval of their difference.")
+        head = f"a2 - a_joint = {self.diff:+.3f}, {pct} % paired interval [{lo:+.3f}, {hi:+.3f}]"
+        if lo > 0 or hi < 0:
+            bigger = "Approach 2's" if lo > 0 else "the joint fit's"
+            size = (f"by more than the margin of {m:.2f}" if min(abs(lo), abs(hi)) >= m else
+                    f"by less than the margin of {m:.2f}: a real but small difference" if max(abs(lo), abs(hi)) < m
+                    else f"by somewhere between {min(abs(lo), abs(hi)):.2f} and {max(abs(lo), abs(hi)):.2f}")
+            text = f"{head}: the two estimates differ; {bigger} exponent is larger, {size}."
+        elif -m < lo and hi < m:
+            text = f"{head}: the two estimates agree to within ±{m:.2f} (the whole interval lies inside that margin)."
+        else:
+            text = (f"{head}: the two estimates cannot be told apart at this precision — not the same as agreeing: "
+                    f"the difference could be as large as {max(abs(lo), abs(hi)):.2f}.")
+        failed = self.n_bootstrap - self.n_paired
+        return text + (f" ({failed} of {self.n_bootstrap} resamples failed for at least one estimate and are not "
+                       "in the interval.)" if failed else "")
+
+    def __str__(self) -> str:
+        pct = round(100 * self.level)
+        win = "all points" if self.window is None else f"±{self.window} rungs"
+        lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({self.n_left_out} shorter than min_steps="
+                 f"{self.min_steps} left out), {self.param_count} parameters, IsoFLOP window {win}; "
+                 f"{self.n_valid_budgets} of {self.n_budgets} budgets have a minimum inside their sizes; "
+                 f"{self.n_bootstrap} paired trunk resamples, {pct} % intervals",
+                 f"  Approach 2 : a = {self.a2:.3f} [{self.a2_ci[0]:.3f}, {self.a2_ci[1]:.3f}]  "
+                 f"(failed resamples: {self.a2_failed})",
+                 f"  joint fit  : a = {self.a_joint:.3f} [{self.a_joint_ci[0]:.3f}, {self.a_joint_ci[1]:.3f}]  "
+                 f"(failed resamples: {self.a_joint_failed}; C from {self.C_range[0]:.3g} to {self.C_range[1]:.3g})",
+                 "  " + self.verdict()]
+        return "\n".join(lines)
+
+
+def _joint_part(r: _Runs, W: np.ndarray, n_starts, workers) -> tuple:
+    """The joint fit, its ``a`` and the ``a`` of every resample (rows of ``W``)."""
+    budgets = r.budget[np.isfinite(r.budget)]
+    C_lo, C_hi = float(budgets.min()), float(budgets.max())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # bound and floor warnings of single refits
+        fit = scaling.fit_chinchilla(r.N, r.D, r.L, groups=r.trunk, resamples=W, n_starts=n_starts, workers=workers)
+    keys = ("E", "A", "B", "alpha", "beta")
+    boot = np.array([_joint_slope(dict(zip(keys, row)), C_lo, C_hi, r.cost) for row in fit.samples])
+    if len(boot) != len(W):
+        raise ValueError("the joint fit's bootstrap was refused (too few distinct points); add runs or trunks.")
+    return fit, _joint_slope(fit.to_dict(), C_lo, C_hi, r.cost), boot, (C_lo, C_hi)
+
+
+def _a2_part(r: _Runs, W: np.ndarray, window) -> tuple:
+    """Approach 2's minima, its ``a`` and, per resample (rows of ``W``), ``a`` and the number of valid budgets."""
+    a2, iso = _approach2(r, np.ones(len(r.L)), window)
+    if not np.isfinite(a2):
+        raise ValueError(f"only {int(iso.valid.sum())} IsoFLOP budgets have a minimum inside their sizes (window "
+                         f"{window}); Approach 2 needs at least 3. Widen the window or add sizes around the minima.")
+    per = [_approach2(r, w, window) for w in W]
+    return iso, a2, np.array([p[0] for p in per]), np.array([0 if p[1] is None else int(p[1].valid.sum()) for p in per])
+
+
+def _check_window(window) -> None:
+    if window is not None and not (isinstance(window, (int, np.integer)) and window >= 1):
+        raise ValueError(f"window must be a whole number of ladder rungs (1 or more) or None (all points), "
+                         f"got {window!r}.")
+
+
+def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int | None = None,
+            min_steps: int | None = None, param_count: str = "total", level: float = 0.95,
+            margin: float = EQUIVALENCE_MARGIN, n_starts: int | None = 8, workers: int | None = None,
+            cost: Callable | None = None, _parts: dict | None = None) -> AllocationResult:
+    """Chapter 6's whole allocation analysis of a sweep's result records; returns an :class:`AllocationResult`.
+
+    Leaves out runs shorter than ``min_steps`` steps (counted), counts parameters as ``param_count`` says
+    (``"total"`` or ``"non_embedding"``), and estimates ``a`` in ``N_opt ∝ C^a`` twice: **Approach 2** from
+    the minima of parabolas in ``ln N`` through each budget's runs within ``window`` ladder rungs of its best
+    run (``None``: all of them), and the **joint fit** ``E + A/N^α + B/D^β`` minimised along ``cost``
+    (default: the runs' own :func:`cost_curve`) between the smallest and the largest budget. Intervals come from
+    ``n_bootstrap`` **paired** trunk resamples (:func:`utils.scaling.cluster_resamples`, seeded by ``seed``):
+    each resample draws whole trunks with replacement and feeds the same draw to both estimators, so that
+    ``a2 - a_joint`` gets a paired interval at ``level``. ``margin`` is the equivalence margin of
+    :meth:`AllocationResult.verdict`; ``n_starts`` and ``workers`` go to :func:`utils.scaling.fit_chinchilla`.
+    """
+    level = scaling._check_level(level)
+    _check_window(window)
+    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be a positive integer (the paired resamples), got {n_bootstrap!r}.")
+    if not (np.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin (the equivalence margin on a) must be positive, got {margin!r}.")
+    r = _prepare(runs, param_count, min_steps, cost)
+    if np.isfinite(r.budget).sum() == 0:
+        raise ValueError("none of the runs belongs to an IsoFLOP budget (every 'budget' is None).")
+    W = scaling.cluster_resamples(r.trunk, n_bootstrap, seed)
+    key = (param_count, min_steps)
+    parts = {} if _parts is None else _parts
+    if key not in parts:
+        parts[key] = _joint_part(r, W, n_starts, workers)
+    fit, a_joint, aj_boot, C_range = parts[key]
+    iso, a2, a2_boot, a2_budgets = _a2_part(r, W, window)
+    both = np.isfinite(a2_boot) & np.isfinite(aj_boot)
+    diff_boot = np.where(both, a2_boot - aj_boot, np.nan)
+    (ci2, mc2), (cij, mcj), (cid, mcd) = (_interval(v, level, seed) for v in (a2_boot, aj_boot, diff_boot))
+    return AllocationResult(
+        a2=a2, a_joint=a_joint, diff=a2 - a_joint, a2_ci=ci2, a_joint_ci=cij, diff_ci=cid, a2_mc=mc2, a_joint_mc=mcj,
+        diff_mc=mcd, a2_failed=int((~np.isfinite(a2_boot)).sum()), a_joint_failed=int((~np.isfinite(aj_boot)).sum()),
+        n_paired=int(both.sum()), n_bootstrap=int(n_bootstrap), level=level, margin=float(margin), n_runs=len(r.L),
+        n_left_out=r.n_left_out, n_trunks=len(set(r.trunk)), n_budgets=len(iso.C), n_valid_budgets=int(iso.valid.sum()),
+        C_range=C_range, param_count=param_count, window=window, min_steps=min_steps, iso=iso, joint=fit,
+        a2_samples=a2_boot, a_joint_samples=aj_boot, a2_budgets=a2_budgets)
+
+
+# ---------------------------------------------------------------------------------------------
+# sensitivity: the same analysis under other reasonable choices
+# ---------------------------------------------------------------------------------------------
+
+_ROW_KEYS = ("varied", "setting", "n_runs", "a2", "a2_lo", "a2_hi", "a2_failed", "a_joint", "a_joint_lo",
+             "a_joint_hi", "a_joint_failed", "diff", "diff_lo", "diff_hi", "note")
+
+
+@dataclass(frozen=True)
+class SensitivityTable:
+    """Rows of :func:`sensitivity` (Chapter 6): one dict per analysis, keys ``varied`` (which choice differs from
+    the baseline), ``setting``, ``n_runs``, ``a2``, ``a2_lo``, ``a2_hi``, ``a2_failed``, the same for ``a_joint``
+    and ``diff`` (``a2 - a_joint``, paired), and ``note`` (why a row has no numbers, if it has none).
+    ``str()`` gives a plain-text table, :meth:`to_markdown` a Markdown one."""
+    rows: list
+    level: float
+    n_bootstrap: int
+
+    def _cells(self, row: Mapping) -> list[str]:
+        def est(k):
+            if not np.isfinite(row[k]):
+                return "n/a"
+            ci = (row[k + "_lo"], row[k + "_hi"])
+            return f"{row[k]:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if k == "diff" else \
+                f"{row[k]:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        return [row["varied"], row["setting"], str(row["n_runs"]), est("a2"), str(row["a2_failed"]), est("a_joint"),
+                str(row["a_joint_failed"]), est("diff"), row["note"]]
+
+    def _header(self) -> list[str]:
+        pct = round(100 * self.level)
+        return ["varied", "setting", "runs", f"a, Approach 2 [{pct} %]", "failed", f"a, joint fit [{pct} %]",
+                "failed", "a2 - a_joint (paired)", "note"]
+
+    def to_markdown(self) -> str:
+        """The table in Markdown (for ``IPython.display.Markdown``)."""
+        lines = ["| " + " | ".join(self._header()) + " |", "|" + "---|" * len(self._header())]
+        lines += ["| " + " | ".join(self._cells(r)) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        table = [self._header()] + [self._cells(r) for r in self.rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"failed = resamples (of {self.n_bootstrap}) in which the estimate failed; they are left out of "
+                     "its interval, and the paired difference uses the resamples where both succeeded.")
+        return "\n".join(lines)
+
+
+def _row(varied: str, setting: str, res: AllocationResult | None, note: str = "") -> dict:
+    if res is None:
+        return dict(zip(_ROW_KEYS, (varied, setting, 0) + (float("nan"),) * 3 + (0,) + (float("nan"),) * 3 + (0,)
+                        + (float("nan"),) * 3 + (note,)))
+    return {"varied": varied, "setting": setting, "n_runs": res.n_runs, "a2": res.a2, "a2_lo": res.a2_ci[0],
+            "a2_hi": res.a2_ci[1], "a2_failed": res.a2_failed, "a_joint": res.a_joint, "a_joint_lo": res.a_joint_ci[0],
+            "a_joint_hi": res.a_joint_ci[1], "a_joint_failed": res.a_joint_failed, "diff": res.diff,
+            "diff_lo": res.diff_ci[0], "diff_hi": res.diff_ci[1], "note": note}
+
+
+def _describe(key: str, value) -> str:
+    if key == "window":
+        return "all points" if value is None else f"±{value} rungs"
+    if key == "min_steps":
+        return "every run" if value is None else f"runs of {value} steps or more"
+    return f"{value} parameters"
+
+
+def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence | None = None,
+                param_counts: Sequence[str] = ("total", "non_embedding"), baseline: Mapping | None = None,
+                n_bootstrap: int = 100, seed: int | None = 0, level: float = 0.95, n_starts: int | None = 8,
+                workers: int | None = None) -> SensitivityTable:
+    """``a`` from both estimators under other reasonable choices, one choice changed at a time (Chapter 6);
+    returns a :class:`SensitivityTable` (print it, or ``.to_markdown()``).
+
+    Starting from ``baseline`` (a dict of :func:`analyse`'s ``window``, ``min_steps`` and ``param_count``;
+    default ``window=2``, every run, total parameters) it varies the IsoFLOP window over ``windows``, the
+    shortest run kept over ``min_steps`` (default: every run, and runs of at least 2 and 4 times the shortest
+    run's steps) and the parameter count over ``param_counts``. Every row is a full :func:`analyse` with
+    ``n_bootstrap`` paired resamples (the joint fit is refitted only when its runs or parameter count change),
+    and reports its failed resamples. A choice that leaves too little data gives a row with a ``note``
+    saying why, instead of an error."""
+    runs = _check_runs(runs)
+    base = {"window": 2, "min_steps": None, "param_count": "total", **(baseline or {})}
+    if set(base) != {"window", "min_steps", "param_count"}:
+        raise ValueError(f"baseline takes the keys window, min_steps and param_count; got {sorted(base)}.")
+    if min_steps is None:
+        shortest = int(min(_column(runs, "steps")))
+        min_steps = (None, 2 * shortest, 4 * shortest)
+    configs = [("baseline", base)]
+    for key, values in (("window", windows), ("min_steps", min_steps), ("param_count", param_counts)):
+        configs += [(key, {**base, key: v}) for v in values if v != base[key]]
+    parts: dict = {}
+    rows = []
+    for varied, cfg in configs:
+        label = "; ".join(_describe(k, cfg[k]) for k in ("window", "min_steps", "param_count")) \
+            if varied == "baseline" else _describe(varied, cfg[varied])
+        name = {"window": "IsoFLOP window", "min_steps": "shortest run kept", "param_count": "parameter count"
+                }.get(varied, varied)
+        try:
+            res = analyse(runs, n_bootstrap=n_bootstrap, seed=seed, level=level, n_starts=n_starts, workers=workers,
+                          _parts=parts, **cfg)
+            rows.append(_row(name, label, res))
+        except ValueError as err:
+            rows.append(_row(name, label, None, note=str(err)))
+    return SensitivityTable(rows=rows, level=level, n_bootstrap=n_bootstrap)
+
+
+# ---------------------------------------------------------------------------------------------
+# heldout_isoflop: score a predicted optimum against a held-out IsoFLOP profile
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HeldoutIsoFLOP:
+    """A held-out IsoFLOP profile scored against a prediction (:func:`heldout_isoflop`, Chapter 6).
+
+    ``N_opt`` is the minimum of the parabola in ``ln N`` through the measured ``losses``, ``N_opt_ci`` its
+    ``level`` interval (``method`` says how it was made; an end may be 0 or inf when some simulated profiles had
+    no minimum), ``ratio = N_opt / predicted_N_opt`` with ``ratio_ci``. ``residuals`` are measured minus
+    predicted losses per size (``None`` without ``predicted_losses``), ``level_error`` their mean with standard
+    error ``level_error_se`` (independent noise of SD ``noise_sd`` per size assumed). ``resid_sd`` is the SD of
+    the losses about the parabola (compare it with ``noise_sd``). ``n_no_minimum`` and ``n_outside`` count
+    simulated profiles whose parabola had no minimum, or a minimum outside the sampled sizes."""
+    N: np.ndarray
+    losses: np.ndarray
+    coefs: np.ndarray
+    N_opt: float
+    N_opt_ci: tuple
+    loss_opt: float
+    predicted_N_opt: float
+    ratio: float
+    ratio_ci: tuple
+    residuals: np.ndarray | None
+    level_error: float
+    level_error_se: float
+    resid_sd: float
+    noise_sd: float
+    n_bootstrap: int
+    n_no_minimum: int
+    n_outside: int
+    level: float
+    method: str
+
+    def __str__(self) -> str:
+        pct = round(100 * self.level)
+        lines = [f"measured optimum N = {self.N_opt:,.0f}, {pct} % interval [{self.N_opt_ci[0]:,.0f}, "
+                 f"{self.N_opt_ci[1]:,.0f}]; predicted {self.predicted_N_opt:,.0f}",
+                 f"measured / predicted = {self.ratio:.2f}, {pct} % interval [{self.ratio_ci[0]:.2f}, "
+                 f"{self.ratio_ci[1]:.2f}]  ({self.method})"]
+        if self.residuals is not None:
+            lines.append(f"loss level: measured minus predicted {self.level_error:+.4f} ± {self.level_error_se:.4f} "
+                         "nats on average; per size: " + ", ".join(
+                             f"N = {n:,.0f}: {r:+.4f}" for n, r in zip(self.N, self.residuals)))
+        if self.n_no_minimum or self.n_outside:
+            lines.append(f"of {self.n_bootstrap} simulated profiles, {self.n_no_minimum} had no minimum and "
+                         f"{self.n_outside} a minimum outside the sampled sizes (kept: they widen the interval)")
+        return "\n".join(lines)
+
+
+def _parabolas(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Least-squares parabolas in ``x`` through each row of ``Y``: coefficients (rows, 3), highest power first."""
+    X = np.column_stack([x * x, x, np.ones_like(x)])
+    return np.linalg.lstsq(X, Y.T, rcond=None)[0].T
+
+
+def _vertices(x: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """``ln N`` of each parabola's minimum; +inf or -inf (the side with the lower loss) when it has none."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = -P[:, 1] / (2 * P[:, 0])
+    none = P[:, 0] <= 0
+    right_lower = np.polyval(P.T, x.max()) < np.polyval(P.T, x.min())
+    return np.where(none, np.where(right_lower, np.inf, -np.inf), v)
+
+
+def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None, noise_sd: float,
+                    n_bootstrap: int = 2000, seed: int | None = 0, level: float = 0.95) -> HeldoutIsoFLOP:
+    """Fit a parabola in ``ln N`` to a held-out IsoFLOP profile (one budget, several sizes) and score a
+    predicted optimum against its minimum (Chapter 6); returns a :class:`HeldoutIsoFLOP`.
+
+    The interval of the measured ``N_opt`` is a **parametric bootstrap**: ``n_bootstrap`` profiles simulated as
+    the fitted parabola plus independent normal noise of SD ``noise_sd`` at every size (the measured noise of one
+    run's loss, e.g. its seed-to-seed SD), each refitted. It uses the measured noise rather than the parabola's
+    residuals because five sizes leave a parabola two degrees of freedom, too few to estimate a noise level.
+    A simulated profile without a minimum counts as an optimum beyond the sampled size with the lower loss.
+    The ratio's interval is the same interval divided by ``predicted_N_opt`` (a fixed number). Refuses fewer than
+    3 sizes, a parabola that opens downwards (a maximum, not a minimum) and a minimum outside the sampled sizes
+    (an extrapolation); five sizes or more are what Chapter 6 trains."""
+    level = scaling._check_level(level)
+    N = scaling._positive_array("N", N)
+    losses = scaling._positive_array("losses", losses)
+    n = scaling._check_same_length(N=N, losses=losses)
+    if len(np.unique(N)) < 3:
+        raise ValueError(f"a parabola needs at least 3 distinct sizes; got {len(np.unique(N))}. Train more sizes "
+                         "at the held-out budget (Chapter 6 trains five).")
+    if not (np.isfinite(predicted_N_opt) and predicted_N_opt > 0):
+        raise ValueError(f"predicted_N_opt must be a positive number of parameters, got {predicted_N_opt!r}.")
+    if not (np.isfinite(noise_sd) and noise_sd > 0):
+        raise ValueError(f"noise_sd must be a positive SD in nats (measure it, e.g. across seeds), got {noise_sd!r}.")
+    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 100:
+        raise ValueError(f"n_bootstrap must be an integer of at least 100 (for a percentile interval), "
+                         f"got {n_bootstrap!r}.")
+    x = np.log(N)
+    p = _parabolas(x, losses[None, :])
+    if p[0, 0] <= 0:
+        raise ValueError("the parabola through the losses opens downwards: it has a maximum, not a minimum, so the "
+                         "profile shows no optimum. Check the runs, or train sizes further from the middle.")
+    v = float(_vertices(x, p)[0])
+    if not (x.min() <= v <= x.max()):
+        raise ValueError(f"the parabola's minimum, N = {math.exp(v):,.0f}, lies outside the sampled sizes "
+                         f"[{N.min():,.0f}, {N.max():,.0f}]: it would be an extrapolation, not a measurement. "
+                         "Train sizes beyond it.")
+    fitted = np.polyval(p[0], x)
+    rng = np.random.default_rng(seed)
+    sims = _vertices(x, _parabolas(x, fitted + rng.normal(0.0, noise_sd, (n_bootstrap, n))))
+    alpha = 1 - level
+    lo, hi = np.quantile(sims, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")   # order statistics: ±inf allowed
+    ci = (float(np.exp(lo)), float(np.exp(hi)))
+    if predicted_losses is not None:
+        pl = scaling._positive_array("predicted_losses", predicted_losses)
+        scaling._check_same_length(N=N, predicted_losses=pl)
+        residuals = losses - pl
+        level_error, level_se = float(residuals.mean()), float(noise_sd / math.sqrt(n))
+    else:
+        residuals, level_error, level_se = None, float("nan"), float("nan")
+    finite = np.isfinite(sims)
+    return HeldoutIsoFLOP(
+        N=N, losses=losses, coefs=p[0], N_opt=math.exp(v), N_opt_ci=ci, loss_opt=float(np.polyval(p[0], v)),
+        predicted_N_opt=float(predicted_N_opt), ratio=math.exp(v) / predicted_N_opt,
+        ratio_ci=(ci[0] / predicted_N_opt, ci[1] / predicted_N_opt), residuals=residuals, level_error=level_error,
+        level_error_se=level_se, resid_sd=float(np.sqrt(np.mean((losses - fitted) ** 2) * n / max(n - 3, 1))),
+        noise_sd=float(noise_sd), n_bootstrap=int(n_bootstrap), n_no_minimum=int((~finite).sum()),
+        n_outside=int((finite & ((sims < x.min()) | (sims > x.max()))).sum()), level=level,
+        method=f"parametric bootstrap, {n_bootstrap} profiles with noise SD {noise_sd:.4f} nats")
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic runs and recovery: does the analysis find a law it is given?
+# ---------------------------------------------------------------------------------------------
+
+def synthetic_runs(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float = 0.0,
+                   seed: int | None = 0, param_count: str = "total") -> list[dict]:
+    """Copies of the sweep's records whose losses come from a known law (Chapter 6); returns a list of dicts.
+
+    ``final_val_loss`` becomes ``E + A/N^alpha + B/D^beta`` (``law``, a dict with those keys; ``N`` counted as
+    ``param_count`` says) at each run's own ``N`` and ``D``, plus a shared offset per trunk (normal, SD
+    ``trunk_sd``: what one trunk's seed and batch order give all its branches) and independent noise per run
+    (normal, SD ``noise_sd``). ``final_val_bpc`` follows; every other field is kept, and ``synthetic`` is set,
+    so the copies go through exactly :func:`analyse`."""
+    runs = _check_runs(runs)
+    for name, sd in (("noise_sd", noise_sd), ("trunk_sd", trunk_sd)):
+        if not (np.isfinite(sd) and sd >= 0):
+            raise ValueError(f"{name} must be a standard deviation in nats (0 or more), got {sd!r}.")
+    N = _positive(_param_field(param_count), _column(runs, _param_field(param_count)), runs)
+    D = _positive("D", _column(runs, "D"), runs)
+    trunk = [str(t) for t in _column(runs, "trunk")]
+    clean = scaling.chinchilla_loss(N, D, law)
+    rng = np.random.default_rng(seed)
+    names = sorted(set(trunk))
+    shift = dict(zip(names, rng.normal(0.0, trunk_sd, len(names))))
+    loss = clean + np.array([shift[t] for t in trunk]) + rng.normal(0.0, noise_sd, len(runs))
+    if not np.all(loss > 0):
+        raise ValueError("the law and noise gave a non-positive loss; lower noise_sd or trunk_sd, or raise E.")
+    return [{**r, "final_val_loss": float(l_), "final_val_bpc": float(l_) / math.log(2), "synthetic": True}
+            for r, l_ in zip(runs, loss)]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recovery` found over ``n_draws`` synthetic sweeps (Chapter 6).
+
+    ``true_a`` is the law's exponent along the runs' cost curve between their smallest and largest budget;
+    ``a2``/``a_joint`` the estimates of every draw, ``a2_ci``/``a_joint_ci`` their intervals (rows lo, hi),
+    ``coverage2``/``coverage_joint`` the fraction of draws whose interval holds ``true_a``, ``coverage_se`` the
+    binomial SD of such a fraction at the nominal ``level``; ``diff_coverage`` the fraction whose paired interval
+    of ``a2 - a_joint`` holds 0 (both estimate the same ``a``). ``failed2``/``failed_joint`` sum the failed
+    resamples over all draws; ``results`` holds each draw's :class:`AllocationResult`."""
+    true_a: float
+    a2: np.ndarray
+    a_joint: np.ndarray
+    a2_ci: np.ndarray
+    a_joint_ci: np.ndarray
+    coverage2: float
+    coverage_joint: float
+    diff_coverage: float
+    coverage_se: float
+    failed2: int
+    failed_joint: int
+    level: float
+    results: list = field(repr=False)
+
+    def __str__(self) -> str:
+        pct, n = round(100 * self.level), len(self.a2)
+        return (f"true a = {self.true_a:.3f}; over {n} synthetic sweeps: Approach 2 {np.mean(self.a2):.3f} on average "
+                f"(SD {np.std(self.a2, ddof=1):.3f}), joint fit {np.mean(self.a_joint):.3f} (SD "
+                f"{np.std(self.a_joint, ddof=1):.3f}); the {pct} % intervals held the true a in "
+                f"{self.coverage2:.0%} (Approach 2) and {self.coverage_joint:.0%} (joint fit) of the draws "
+                f"(binomial SD of such a rate: {self.coverage_se:.0%}); the paired interval of the difference held 0 "
+                f"in {self.diff_coverage:.0%}; failed resamples: {self.failed2} (Approach 2), {self.failed_joint} "
+                "(joint fit).")
+
+
+def _recovery_draw(runs, law, noise_sd, trunk_sd, data_seed, boot_seed, n_bootstrap, options) -> AllocationResult:
+    """One synthetic sweep through :func:`analyse` (a function of its own, so that worker processes can run it)."""
+    fake = synthetic_runs(runs, law, noise_sd=noise_sd, trunk_sd=trunk_sd, seed=data_seed,
+                          param_count=options.get("param_count", "total"))
+    return analyse(fake, n_bootstrap=n_bootstrap, seed=boot_seed, **options)
+
+
+def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float = 0.0, n_draws: int = 20,
+             n_bootstrap: int = 100, seed: int | None = 0, workers: int | None = None, **options) -> Recovery:
+    """Run :func:`analyse` on ``n_draws`` synthetic copies of ``runs`` (:func:`synthetic_runs` with ``law``,
+    ``noise_sd`` and ``trunk_sd``) and report how well each estimator recovers the law's ``a`` (Chapter 6);
+    returns a :class:`Recovery`. ``options`` go to :func:`analyse` (``window``, ``min_steps``, ``param_count``,
+    ``level``, ``n_starts``, ...), so the analysis is exactly the one the real runs get. The draws run in
+    ``workers`` processes (default: one per core), each analysis in one; the result does not depend on their
+    number."""
+    if not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
+        raise ValueError(f"n_draws must be an integer of at least 2, got {n_draws!r}.")
+    if "workers" in options:
+        raise TypeError("pass workers to recovery itself: each draw's analysis runs in one process.")
+    param_count = options.get("param_count", "total")
+    clean = synthetic_runs(runs, law, noise_sd=0.0, param_count=param_count)    # the runs need not hold losses
+    r = _prepare(clean, param_count, options.get("min_steps"), options.get("cost"))
+    budgets = r.budget[np.isfinite(r.budget)]
+    true_a = _joint_slope(law, float(budgets.min()), float(budgets.max()), r.cost)
+    seeds = np.random.SeedSequence(seed).generate_state(2 * n_draws)
+    jobs = [(runs, dict(law), noise_sd, trunk_sd, int(seeds[2 * k]), int(seeds[2 * k + 1]), n_bootstrap,
+             {**options, "workers": 1}) for k in range(n_draws)]
+    n_workers = min(n_draws, scaling._bootstrap_workers(64, workers))
+    if n_workers == 1:
+        results = [_recovery_draw(*job) for job in jobs]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
+                results = list(pool.map(_recovery_draw, *zip(*jobs)))
+        except BrokenProcessPool:   # a script without `if __name__ == "__main__":` cannot start workers
+            warnings.warn("could not start worker processes for the recovery draws (call it under `if __name__ == "
+                          "'__main__':` in a script, or pass workers=1); running them in this process.",
+                          RuntimeWarning, stacklevel=2)
+            results = [_recovery_draw(*job) for job in jobs]
+    level = results[0].level
+
+    def covered(cis, value):
+        cis = np.asarray(cis)
+        return float(np.mean((cis[:, 0] <= value) & (value <= cis[:, 1])))
+
+    return Recovery(
+        true_a=true_a, a2=np.array([x.a2 for x in results]), a_joint=np.array([x.a_joint for x in results]),
+        a2_ci=np.array([x.a2_ci for x in results]), a_joint_ci=np.array([x.a_joint_ci for x in results]),
+        coverage2=covered([x.a2_ci for x in results], true_a),
+        coverage_joint=covered([x.a_joint_ci for x in results], true_a),
+        diff_coverage=covered([x.diff_ci for x in results], 0.0),
+        coverage_se=math.sqrt(level * (1 - level) / n_draws), failed2=sum(x.a2_failed for x in results),
+        failed_joint=sum(x.a_joint_failed for x in results), level=level, results=results)
