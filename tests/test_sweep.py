@@ -56,7 +56,7 @@ def fake_train(calls):
 
 
 SMALL = SweepGrid(name="small", sizes=((1, 16), (2, 16), (2, 32)), budgets=(5e9, 1e10), slice_steps=(40,),
-                  lrs=((16, 1e-2), (32, 6e-3)), min_steps=20, warmup_iters=5)
+                  lrs=((16, 1e-2), (32, 6e-3)), min_steps=20, warmup_iters=2)
 
 
 def _points_by(grid, key):
@@ -102,20 +102,21 @@ def test_every_fitted_slice_has_at_least_seven_distinct_points(profile):
     assert len(rich) >= 5, (profile, rich)
 
 
-@pytest.mark.parametrize("profile", ["quick", "full"])
-def test_every_isoflop_profile_brackets_the_plausible_optimum(profile):
-    # the quick sweep's IsoFLOP minima lie between about 20 and 150 tokens per parameter (Chapter 6); every
-    # budget needs two sizes on each side of a wider range, 20 to 250, so two points flank any minimum in it
+@pytest.mark.parametrize("profile, band", [("quick", (30, 250)), ("full", (30, 100))])
+def test_every_isoflop_profile_brackets_the_plausible_optimum(profile, band):
+    # every budget has two sizes on each side of the range of tokens per parameter where its minimum is
+    # expected (quick: 30 to 250; full, data-limited at its top budgets: 30 to 100)
     grid = GRIDS[profile]
+    assert tuple(grid.optimum_tokens_per_param) == band
     for budget, pts in _points_by(grid, lambda p: p["budget"]).items():
         if budget is None:
             continue
         ratios = sorted(p["tokens_per_param"] for p in pts)
-        assert sum(r > 250 for r in ratios) >= 2 and sum(r < 20 for r in ratios) >= 2, (profile, budget, ratios)
+        assert sum(r > band[1] for r in ratios) >= 2 and sum(r < band[0] for r in ratios) >= 2, (profile, budget, ratios)
 
 
-@pytest.mark.parametrize("profile, c_decades", [("quick", 1.0), ("full", 0.9)])
-def test_joint_fit_gets_forty_points_over_two_decades_of_N_and_a_decade_of_C(profile, c_decades):
+@pytest.mark.parametrize("profile, c_decades", [("quick", 1.5), ("full", 2.0)])
+def test_joint_fit_gets_forty_points_over_two_decades_of_N_and_enough_decades_of_C(profile, c_decades):
     # full is data-limited: above its largest budget the small models would need more than four epochs
     grid = GRIDS[profile]
     pts = plan(grid)
@@ -123,6 +124,37 @@ def test_joint_fit_gets_forty_points_over_two_decades_of_N_and_a_decade_of_C(pro
     assert sweep.decades(grid) >= 2.0
     budgets = [p["C"] for p in pts if p["budget"] is not None]
     assert math.log10(max(budgets) / min(budgets)) >= c_decades
+
+
+@pytest.mark.parametrize("profile", ["quick", "full", "tiny"])
+def test_no_fitted_run_spends_more_than_a_tenth_of_its_steps_warming_up(profile):
+    grid = GRIDS[profile]
+    for p in plan(grid):
+        assert p["train_config"]["warmup_iters"] <= 0.1 * p["steps"], (profile, p["run"])
+
+
+def test_a_grid_whose_warm_up_is_too_long_is_refused():
+    with pytest.raises(ValueError, match=r"warm-up of 25 steps would be more than 10% of the shortest run "
+                                         r"\(200 steps\).*at least 250"):
+        dataclasses.replace(GRIDS["quick"], warmup_iters=25)
+    dataclasses.replace(GRIDS["quick"], warmup_iters=20, min_steps=200)  # exactly a tenth is allowed
+
+
+def test_a_grid_that_spans_too_little_compute_is_refused():
+    short = dataclasses.replace(GRIDS["quick"], budgets=GRIDS["quick"].budgets[:12])  # 11 steps of 2^(1/3): 1.1 decades
+    with pytest.raises(ValueError, match=r"span 1\.1\d decades of compute, fewer than min_decades_C=1\.5"):
+        plan(short)
+    plan(dataclasses.replace(short, min_decades_C=1.0))
+
+
+def test_a_budget_without_two_points_on_each_side_of_the_expected_optimum_is_refused():
+    # at 1e10 FLOPs the quick ladder has exactly two sizes below 30 tokens per parameter (d12 and d16...);
+    # asking for a minimum as low as 10 leaves it one or none
+    with pytest.raises(ValueError, match=r"budget C = 1e\+10 has \d point\(s\) above 250 tokens per parameter "
+                                         r"and [01] below 10"):
+        plan(dataclasses.replace(GRIDS["quick"], optimum_tokens_per_param=(10, 250)))
+    with pytest.raises(ValueError, match="a pair"):
+        dataclasses.replace(GRIDS["quick"], optimum_tokens_per_param=(250, 30))
 
 
 def test_branches_cost_less_than_separate_runs():

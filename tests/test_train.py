@@ -316,3 +316,18 @@ def test_evaluate_split_refuses_bad_input_with_a_sentence(dataset):
         evaluate_split(model, tokens.astype(float), n_ctx=4)
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         evaluate_split(model, tokens, n_ctx=4, batch_size=0)
+
+
+def test_eval_seed_picks_the_evaluation_windows_and_nothing_else(dataset):
+    base = dict(max_iters=6, eval_interval=6)
+    a = train(tiny_model(dataset), tiny_train(seed=1, eval_seed=5, **base), dataset, progress=False)
+    b = train(tiny_model(dataset), tiny_train(seed=1, eval_seed=6, **base), dataset, progress=False)
+    assert b.step_losses == a.step_losses                          # the eval seed does not touch training
+    assert b.history[0]["val_loss"] != a.history[0]["val_loss"]    # but scores on other windows
+    c = train(tiny_model(dataset), tiny_train(seed=2, eval_seed=5, **base), dataset, progress=False)
+    assert c.step_losses != a.step_losses                          # the seed trains another model
+    d = train(tiny_model(dataset), tiny_train(seed=1, **base), dataset, progress=False)
+    e = train(tiny_model(dataset), tiny_train(seed=1, eval_seed=1, **base), dataset, progress=False)
+    assert [h["val_loss"] for h in d.history] == [h["val_loss"] for h in e.history]  # default: the seed's windows
+    with pytest.raises(ValueError, match="eval_seed must be an integer or None"):
+        TrainConfig(eval_seed=1.5)

@@ -49,6 +49,8 @@ __all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "trunks", "results_path", "
            "train_points", "schedule_check", "bench", "main"]
 
 SCHEMA_VERSION = 2  # bump when the fields of a result line change
+MAX_WARMUP_FRACTION = 0.1  # of the shortest run's steps (Chapter 6: longer warm-ups bias the fits)
+MIN_POINTS_BESIDE = 2  # points each IsoFLOP profile needs on each side of the expected optimum
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,13 @@ class SweepGrid:
     learning rate (one per width). Every point is a ``wsd`` run: linear warm-up over ``warmup_iters``
     steps (the same for every length, so that runs of one size share it), the peak rate, and a
     linear cool-down to ``min_lr_ratio`` times the peak over the last ``cooldown_fraction`` of its
-    steps. Losses are measured on ``eval_iters`` fixed batches, the same for every run.
+    steps; the warm-up may take at most ``MAX_WARMUP_FRACTION`` (10 %) of the shortest run, so that every
+    fitted point is mostly real training. Losses are measured on ``eval_iters`` fixed batches, the same
+    windows for every run whatever its seed (``eval_seed`` in :meth:`train_config`).
+    Two design rules are checked by :func:`plan`: the IsoFLOP points span at least ``min_decades_C``
+    decades of compute, and where ``optimum_tokens_per_param=(low, high)`` is given, every budget has at
+    least ``MIN_POINTS_BESIDE`` (2) points with more than ``high`` tokens per parameter and as many with
+    fewer than ``low``, so that a minimum anywhere in that range has two points on each side.
     ``family_layers`` is the depth of the shapes built for sizes between or beyond the ladder's
     (:func:`shape_for_params`, Chapter 6's prediction). The grid's :meth:`key` hashes every field
     (but ``num_threads``), so a changed grid gets a new results file.
@@ -81,12 +89,14 @@ class SweepGrid:
     min_steps: int = 100
     max_tokens: int = 4_300_000
     max_tokens_per_param: float = math.inf
-    warmup_iters: int = 50
+    warmup_iters: int = 10
     cooldown_fraction: float = 0.2
     min_lr_ratio: float = 0.1
     eval_iters: int = 20
     seed: int = 1337
     family_layers: int = 2
+    min_decades_C: float = 0.0
+    optimum_tokens_per_param: tuple = ()  # (low, high): where the IsoFLOP minima are expected
     num_threads: int | None = None  # CPU threads per run (None: torch's default); does not change results
 
     def __post_init__(self):
@@ -108,9 +118,18 @@ class SweepGrid:
             raise ValueError(f"slice_steps must be positive whole step counts; got {self.slice_steps!r}.")
         if not 0 < self.cooldown_fraction < 1:
             raise ValueError(f"cooldown_fraction must be in (0, 1), got {self.cooldown_fraction!r}.")
+        if self.warmup_iters > MAX_WARMUP_FRACTION * self.min_steps:
+            raise ValueError(f"the warm-up of {self.warmup_iters} steps would be more than "
+                             f"{MAX_WARMUP_FRACTION:.0%} of the shortest run ({self.min_steps} steps): such points "
+                             f"measure the warm-up more than training; raise min_steps to at least "
+                             f"{math.ceil(self.warmup_iters / MAX_WARMUP_FRACTION)} or shorten the warm-up.")
         if self.min_steps * (1 - self.cooldown_fraction) < self.warmup_iters:
             raise ValueError(f"the shortest run ({self.min_steps} steps) would start cooling down inside the "
-                             f"warm-up of {self.warmup_iters} steps; raise min_steps or shorten the warm-up.")
+                             f"warm-up of {self.warmup_iters} steps; raise min_steps or shorten the cool-down.")
+        band = tuple(self.optimum_tokens_per_param)
+        if band and not (len(band) == 2 and 0 < band[0] < band[1]):
+            raise ValueError(f"optimum_tokens_per_param must be () or a pair (low, high) with 0 < low < high; "
+                             f"got {self.optimum_tokens_per_param!r}.")
 
     def n_head(self, n_embd: int) -> int:
         """Heads of a width: ``ceil(n_embd / head_dim)``, so no head is wider than ``head_dim``
@@ -174,14 +193,15 @@ class SweepGrid:
         """The training configuration (TrainConfig fields) of a run of ``steps`` steps at width ``n_embd``.
 
         ``schedule="cosine"`` gives the same run with a cosine decay over its whole length instead of
-        the cool-down (Chapter 6 compares the two); ``seed`` replaces the grid's seed."""
+        the cool-down (Chapter 6 compares the two); ``seed`` replaces the grid's seed for training (initial
+        weights, batch order), while ``eval_seed`` stays the grid's: every run is scored on the same windows."""
         lr = lr_for_width(self, n_embd)
         extra = {"num_threads": self.num_threads} if self.num_threads else {}
         return {**extra, "batch_size": self.batch_size, "max_iters": int(steps), "lr": lr,
                 "min_lr": lr * self.min_lr_ratio, "warmup_iters": self.warmup_iters,
                 "schedule": schedule, "cooldown_fraction": self.cooldown_fraction,
                 "eval_interval": int(steps), "eval_iters": self.eval_iters,
-                "seed": self.seed if seed is None else int(seed)}
+                "seed": self.seed if seed is None else int(seed), "eval_seed": self.seed}
 
 
 def lr_for_width(grid: SweepGrid, n_embd: int) -> float:
@@ -255,7 +275,28 @@ def plan(grid: SweepGrid) -> list[dict]:
     if not iso:
         raise ValueError(f"grid {grid.name!r} has no IsoFLOP points: every (budget, size) pair gives fewer than "
                          f"{grid.min_steps} steps or more than {grid.max_tokens} tokens; change the budgets.")
+    _check_design(grid, iso)
     return iso + shared
+
+
+def _check_design(grid: SweepGrid, iso: list[dict]) -> None:
+    """Raise ``ValueError`` if the IsoFLOP points break the grid's span or optimum-bracketing rule."""
+    Cs = [p["C"] for p in iso]
+    span = math.log10(max(Cs) / min(Cs))
+    if span < grid.min_decades_C - 1e-9:
+        raise ValueError(f"grid {grid.name!r}: its IsoFLOP points span {span:.2f} decades of compute, fewer than "
+                         f"min_decades_C={grid.min_decades_C}; add budgets or spread them further apart.")
+    if not grid.optimum_tokens_per_param:
+        return
+    low, high = grid.optimum_tokens_per_param
+    for budget in grid.budgets:
+        tpp = [p["tokens_per_param"] for p in iso if p["budget"] == budget]
+        left, right = sum(t > high for t in tpp), sum(t < low for t in tpp)
+        if min(left, right) < MIN_POINTS_BESIDE:
+            raise ValueError(f"grid {grid.name!r}: budget C = {budget:.3g} has {left} point(s) above {high} tokens per "
+                             f"parameter and {right} below {low}; a minimum between them needs {MIN_POINTS_BESIDE} "
+                             f"on each side: add sizes near it, or move the budget (min_steps and max_tokens "
+                             f"decide which sizes a budget can train).")
 
 
 def _allowed(grid: SweepGrid, steps: int, N: int) -> bool:
@@ -314,37 +355,39 @@ def shape_for_params(grid: SweepGrid, N_target: float, n_layer: int | None = Non
 # ----------------------------------------------------------------------------- the profiles
 
 #: The course's grids. ``quick``: CPU, a few minutes on an idle 2-core machine; ``full``: a GPU.
-#: Widths grow by about 1.5x per rung (8, 12, 16, 24, 32, ...), so N roughly doubles; quick's budgets
-#: grow by 2^(1/4) (full's by sqrt(2)): branches are cheap, so dense budgets buy many points. Small character models
-#: are best trained on hundreds of tokens per parameter (Chapter 6), hence the high cap and up to
-#: four passes over the data.
+#: Widths grow by about 1.25-1.5x per rung, so N grows by about 1.5-2x, with extra rungs (d20; and in
+#: ``full`` every 1.2x) where the minima lie; budgets grow by 2^(1/3) (full's by sqrt(2)) over at least
+#: 1.5 decades of compute (full: 2). Every run warms up over at most a tenth of the shortest run's steps.
+#: Small character models are best trained on hundreds of tokens per parameter (Chapter 6), hence the
+#: high cap and up to four passes over the data.
 GRIDS: dict[str, SweepGrid] = {
     "quick": SweepGrid(
         name="quick",
-        sizes=((2, 6), (2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128)),
-        budgets=tuple(2.5e10 * 2 ** (k / 4) for k in range(15)),
+        sizes=((2, 4), (2, 6), (2, 8), (2, 12), (2, 16), (2, 20), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96)),
+        budgets=tuple(1e10 * 2 ** (k / 3) for k in range(16)),
         slice_steps=(512, 1024),
-        lrs=((6, 1.5e-2), (8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3),
-             (96, 3e-3), (128, 3e-3)),
-        n_ctx=64, batch_size=8, min_steps=125, max_tokens=17_200_000, max_tokens_per_param=3000,
-        warmup_iters=50, eval_iters=40,
+        lrs=((4, 1.5e-2), (6, 1.5e-2), (8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (20, 9e-3), (24, 8e-3), (32, 6e-3),
+             (48, 4e-3), (64, 3e-3), (96, 3e-3)),
+        n_ctx=64, batch_size=8, min_steps=200, max_tokens=17_200_000, max_tokens_per_param=3000,
+        warmup_iters=20, eval_iters=40, min_decades_C=1.5, optimum_tokens_per_param=(30, 250),
     ),
     # Data-limited: the training split has about 4.3 million characters, so D <= 17M is up to 4 epochs.
     "full": SweepGrid(
         name="full",
-        sizes=((2, 8), (2, 12), (2, 16), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96), (2, 128), (4, 128),
-               (4, 192), (4, 256)),
-        budgets=tuple(3e11 * 2 ** (k / 2) for k in range(7)),
+        sizes=tuple((2, w) for w in (8, 12, 16, 20, 24, 28, 32, 36, 48, 56, 64, 80, 96, 112, 128))
+        + ((4, 128), (4, 160), (4, 192), (4, 256)),
+        budgets=tuple(7e10 * 2 ** (k / 2) for k in range(15)),
         slice_steps=(512, 1024),
-        lrs=((8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3), (96, 2.5e-3),
-             (128, 2e-3), (192, 1.5e-3), (256, 1e-3)),
-        n_ctx=128, batch_size=8, min_steps=200, max_tokens=17_000_000, max_tokens_per_param=3000,
-        warmup_iters=100, eval_iters=40, family_layers=4,
+        lrs=((8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (20, 8.8e-3), (24, 8e-3), (28, 6.9e-3), (32, 6e-3), (36, 5.3e-3),
+             (48, 4e-3), (56, 3.4e-3), (64, 3e-3), (80, 2.7e-3), (96, 2.5e-3), (112, 2.2e-3), (128, 2e-3),
+             (160, 1.7e-3), (192, 1.5e-3), (256, 1e-3)),
+        n_ctx=128, batch_size=8, min_steps=300, max_tokens=17_000_000, max_tokens_per_param=3000,
+        warmup_iters=30, eval_iters=40, family_layers=4, min_decades_C=2.0, optimum_tokens_per_param=(30, 100),
     ),
     # A few seconds of training: for tests and smoke checks of the machinery, not for science.
     "tiny": SweepGrid(
         name="tiny", sizes=((1, 16), (2, 16)), budgets=(6e7, 1.2e8), slice_steps=(12,), lrs=((16, 1e-2),),
-        n_ctx=16, batch_size=4, min_steps=10, max_tokens=10_000, warmup_iters=4, eval_iters=2, num_threads=1,
+        n_ctx=16, batch_size=4, min_steps=10, max_tokens=10_000, warmup_iters=1, eval_iters=2, num_threads=1,
     ),
 }
 

@@ -105,6 +105,9 @@ class TrainConfig:
     8.0 and newer), fp16 with a gradient scaler on older ones such as the T4, fp32 elsewhere.
     ``num_threads=None`` lets :func:`cpu_threads` choose the CPU thread count (the idle cores). ``checkpoint_interval=None`` saves a checkpoint
     at every evaluation when the run has a directory.
+    ``seed`` sets the initial weights, the order of the training batches and dropout; it also picks the
+    fixed evaluation windows unless ``eval_seed`` is given: runs with different ``seed`` and the same
+    ``eval_seed`` are scored on the same windows, so their losses differ by training noise only (Chapter 6).
     """
 
     batch_size: int = 12
@@ -122,6 +125,7 @@ class TrainConfig:
     eval_interval: int = 250
     eval_iters: int = 20
     seed: int = 1337
+    eval_seed: int | None = None
     device: str | None = None
     dtype: str = "auto"
     compile: bool = False
@@ -170,6 +174,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.dtype must be 'auto', 'float32', 'bfloat16' or 'float16', "
                              f"got {self.dtype!r}.")
         self.seed = int(self.seed)
+        if self.eval_seed is not None:
+            if isinstance(self.eval_seed, bool) or int(self.eval_seed) != self.eval_seed:
+                raise ValueError(f"TrainConfig.eval_seed must be an integer or None (None: the seed's), "
+                                 f"got {self.eval_seed!r}.")
+            self.eval_seed = int(self.eval_seed)
 
     def iterations(self, n_ctx: int) -> int:
         """Number of optimiser steps: ``max_iters``, or enough for ``max_tokens`` at context ``n_ctx``."""
@@ -366,6 +375,8 @@ def data_fingerprint(dataset) -> str:
 def run_key(model_config: GPTConfig, train_config: TrainConfig, dataset=None, fingerprint: str | None = None) -> str:
     """The cache key of a run: a hash of the model config, the result-relevant train config and the data."""
     tc = {k: v for k, v in train_config.to_dict().items() if k not in TrainConfig._NOT_IN_KEY}
+    if tc.get("eval_seed") is None:
+        tc.pop("eval_seed", None)  # the default: keys of runs cached before the field existed stay valid
     if fingerprint is None:
         fingerprint = data_fingerprint(dataset)
     blob = json.dumps({"v": CACHE_VERSION, "model": model_config.to_dict(), "train": tc, "data": fingerprint},
@@ -735,7 +746,8 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     optimizer = _make_optimizer(model, tc, device)
     scaler = torch.amp.GradScaler(device.type) if use_scaler else None
     train_batches = _Batches(dataset.train, tc.batch_size, mc.n_ctx, tc.seed, device, shard=shard)
-    eval_sets = {split: _fixed_eval_batches(getattr(dataset, split), tc, mc.n_ctx, tc.seed + 1 + i, device, shard)
+    eval_seed = tc.seed if tc.eval_seed is None else tc.eval_seed
+    eval_sets = {split: _fixed_eval_batches(getattr(dataset, split), tc, mc.n_ctx, eval_seed + 1 + i, device, shard)
                  for i, split in enumerate(("train", "val"))}
     tokens_per_step = tc.batch_size * mc.n_ctx * tc.grad_accum
     step, history, step_losses, elapsed = 0, [], [], 0.0
