@@ -152,3 +152,11 @@ def test_footer_licence_link_names_the_configured_repository():
     for path in [ROOT / "_config.yml", *sorted((ROOT / "locales").glob("*/LC_MESSAGES/site.po"))]:
         found = colab.LICENCE_LINK.findall(path.read_text(encoding="utf-8"))
         assert found and set(found) == {link}, f"{path.name} links the licence at {found}, not {link}: run `make sync-setup`"
+
+
+def test_sync_points_the_citation_at_the_repository(tmp_path):
+    citation = tmp_path / "CITATION.cff"
+    citation.write_text('cff-version: 1.2.0\nrepository-code: "https://github.com/old/course"\nversion: "1"\n')
+    assert colab.sync_citation(citation, "https://github.com/new/fork")
+    assert citation.read_text().splitlines()[1] == 'repository-code: "https://github.com/new/fork"'
+    assert not colab.sync_citation(citation, "https://github.com/new/fork")

@@ -1,12 +1,12 @@
 """The notebooks' set-up cell, generated from the one place the repository URL is written.
 
 ``_config.yml`` (``repository: url:``) is the single source of the repository's address:
-the book's launch buttons read it, and every notebook's first code cell installs the course
-package from it when, and only when, the notebook runs in Colab, and the site's footer links
-to the MIT licence in it. ``python -m utils.colab --sync`` (``make sync-setup``) rewrites
-those cells and that link after the URL changes; a unit test fails if any notebook disagrees
-with ``_config.yml``. Notebooks are written exactly as nbformat (Jupyter, ``make strip``)
-writes them, so no writer undoes another's formatting.
+the book's launch buttons read it, every notebook's first code cell installs the course
+package from it when, and only when, the notebook runs in Colab, the site's footer links to
+the MIT licence in it, and ``CITATION.cff`` names it. ``python -m utils.colab --sync``
+(``make sync-setup``) rewrites those cells, that link and that entry after the URL changes;
+unit tests fail if any of them disagrees with ``_config.yml``. Notebooks are written exactly
+as nbformat (Jupyter, ``make strip``) writes them, so no writer undoes another's formatting.
 """
 from __future__ import annotations
 
@@ -117,17 +117,28 @@ def sync_licence_links(files: list[Path], url: str, branch: str = "main") -> lis
     return changed
 
 
+def sync_citation(citation: Path, url: str) -> bool:
+    """Set ``repository-code`` in ``CITATION.cff`` to ``url``; return whether the file changed."""
+    text = citation.read_text(encoding="utf-8")
+    new = re.sub(r'^repository-code:.*$', f'repository-code: "{url}"', text, flags=re.M)
+    if new != text:
+        citation.write_text(new, encoding="utf-8")
+    return new != text
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sync", action="store_true", help="rewrite the notebooks' set-up cells and the footer's licence link")
+    parser.add_argument("--sync", action="store_true", help="rewrite the notebooks' set-up cells, the footer's licence link and CITATION.cff's repository")
     args = parser.parse_args(argv)
     url = repository_url()
     if args.sync:
         changed = sync(sorted((ROOT / "notebooks").glob("*.ipynb")), url)
         catalogs = sorted((ROOT / "locales").glob("*/LC_MESSAGES/site.po"))
         links = sync_licence_links([ROOT / "_config.yml", *catalogs], url, repository_branch())
-        print(f"repository: {url}; updated {len(changed)} notebook(s); licence link updated in "
-              f"{', '.join(str(p.relative_to(ROOT)) for p in links) or 'no file (already current)'}")
+        if sync_citation(ROOT / "CITATION.cff", url):
+            links.append(ROOT / "CITATION.cff")
+        print(f"repository: {url}; updated {len(changed)} notebook(s); repository address updated in "
+              f"{', '.join(str(p.relative_to(ROOT)) for p in links) or 'no other file (already current)'}")
     else:
         print(setup_source(url))
 
