@@ -24,15 +24,18 @@ def tiny_run():
     return ds, train(TINY, TINY_TRAIN, ds, progress=False)
 
 
-def test_training_throughput_takes_out_one_evaluation_per_history_entry(tiny_run, monkeypatch):
+def test_training_throughput_takes_out_the_evaluations_share_of_the_time(tiny_run, monkeypatch):
     ds, res = tiny_run
     monkeypatch.setattr(bench, "evaluation_seconds", lambda *args, **kwargs: 1e-3)
+    monkeypatch.setattr(bench, "step_seconds", lambda *args, **kwargs: 2e-3)
     out = bench.training_throughput(res, ds)
     assert out["n_evals"] == len(res.history) == 4  # before training, then at steps 4, 8 and 12
+    # 4 evaluations of 1 ms against 12 steps of 2 ms: a seventh of the time
+    assert out["eval_time_share"] == pytest.approx(4e-3 / (4e-3 + 24e-3))
     assert out["run_s"] == pytest.approx(res.tokens_seen / res.tokens_per_s)
-    assert out["eval_s"] == pytest.approx(4e-3)
-    assert out["train_s"] == pytest.approx(out["run_s"] - 4e-3)
-    assert out["tokens_per_s"] == pytest.approx(res.tokens_seen / out["train_s"]) and out["tokens_per_s"] > res.tokens_per_s
+    assert out["train_s"] == pytest.approx(out["run_s"] * 6 / 7)
+    assert out["eval_s"] == pytest.approx(out["run_s"] / 7)
+    assert out["tokens_per_s"] == pytest.approx(res.tokens_per_s * 7 / 6)
     # 4 evaluations x 2 splits x 3 batches x 4 windows x 8 tokens, over 3 x 12 steps x 4 windows x 8 tokens
     assert out["eval_forward_share"] == pytest.approx(4 * 2 * 3 * 4 * 8 / (3 * 12 * 4 * 8))
     # the MFU keeps the run's denominator: the probe at the run's thread count (cached in this process)
@@ -60,9 +63,17 @@ def test_evaluation_seconds_runs_the_trainers_evaluation(tiny_run, monkeypatch):
     assert seen == [TINY_TRAIN.eval_iters * TINY_TRAIN.batch_size] * (2 * (3 + 1))  # two splits, warm-up + 3 timings
 
 
-def test_evaluation_seconds_measures_a_real_evaluation(tiny_run):
+def test_evaluation_and_step_seconds_measure_real_work(tiny_run):
     ds, res = tiny_run
     assert 0 < bench.evaluation_seconds(res.model, TINY_TRAIN, ds, repeats=1) < 60
+    assert 0 < bench.step_seconds(TINY, 4, steps=2, warmup=1) < 60
+    with pytest.raises(ValueError, match="steps"):
+        bench.step_seconds(TINY, 4, steps=0)
+
+
+def test_step_profile_keeps_the_profilers_messages_off_stderr(capfd):
+    bench.step_profile(TINY, batch_size=2, steps=1, warmup=0)
+    assert capfd.readouterr().err == ""
 
 
 def test_training_throughput_refuses_a_result_without_its_model(tiny_run):

@@ -15,7 +15,10 @@ step goes (:func:`step_profile`). Chapter 4 discusses what makes small models sl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import sys
 import time
 
 import torch
@@ -114,22 +117,48 @@ def evaluation_seconds(model: GPT, train_config: TrainConfig, dataset, *, device
     return times[len(times) // 2]
 
 
-def training_throughput(result, dataset, *, repeats: int = 3) -> dict:
+def step_seconds(model_config: GPTConfig, batch_size: int, *, steps: int = 10, warmup: int = 2, device="cpu",
+                 amp_dtype=None, seed: int = 0) -> float:
+    """Seconds per training step of a fresh model of ``model_config`` on random tokens (Chapter 4b).
+
+    A step as :func:`~utils.train.train` takes it: forward (under autocast with ``amp_dtype``, if
+    given), backward, gradient clipping, a fused AdamW update. Runs ``warmup`` untimed steps, then
+    returns the mean time of ``steps`` steps, in the current thread setting, on ``device``.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}.")
+    device = torch.device(device)
+    step = _random_token_step(model_config, batch_size, seed, device, amp_dtype)
+    for _ in range(warmup):
+        step()
+    _synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _synchronize(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def training_throughput(result, dataset, *, repeats: int = 2) -> dict:
     """A run's speed without its evaluations: tokens per second and MFU of the training steps alone (Chapter 4b).
 
     ``result.tokens_per_s`` divides the tokens trained by the run's wall-clock time, which includes
-    the evaluations that :func:`~utils.train.train` runs every ``eval_interval`` steps. This times one
-    such evaluation of the trained model again (:func:`evaluation_seconds`, on the run's device and,
-    on a CPU, with the run's thread count; the model is moved to that device), subtracts one per entry
-    of ``result.history`` and divides again. It is an estimate: the evaluations are timed now, not
-    during the run. MFU keeps the run's denominator, recovered from ``result.mfu``.
+    the evaluations that :func:`~utils.train.train` runs every ``eval_interval`` steps. The run does
+    not record how long they took, so this measures it again, now, on the run's device and (on a
+    CPU) with its thread count: one evaluation of the trained model (:func:`evaluation_seconds`) and
+    one training step of its configuration (:func:`step_seconds`), back to back. Their ratio gives
+    the share of the run's time spent evaluating (``result.history`` holds one entry per
+    evaluation), which is taken off the run's time. A ratio measured under the same load stays
+    sensible when the machine is busier now than during the run; it is still an estimate. MFU keeps
+    the run's denominator (:func:`run_peak_flops`). The model is moved to the run's device.
 
-    Returns a dict: ``n_evals``; ``eval_s_each`` and ``eval_s`` (all evaluations together);
-    ``run_s`` (the time ``result.tokens_per_s`` divides by) and ``train_s = run_s - eval_s``;
+    Returns a dict: ``n_evals``; ``eval_s_each`` and ``step_s_each`` (timed now);
+    ``eval_time_share``, the share of the run's time spent evaluating; ``run_s`` (the time
+    ``result.tokens_per_s`` divides by), ``eval_s`` and ``train_s = run_s - eval_s``;
     ``eval_forward_share``, the evaluations' forward tokens over three times the training tokens (a
-    training step's forward and backward passes cost about three forward passes);
-    ``tokens_per_s`` and ``mfu`` of the training steps alone; ``peak_flops``, the FLOP/s the run's MFU
-    divides by (``None``, like ``mfu``, where the run's device had no known peak).
+    training step's forward and backward passes cost about three forward passes); ``tokens_per_s``
+    and ``mfu`` of the training steps alone; ``peak_flops``, the FLOP/s the run's MFU divides by
+    (``None``, like ``mfu``, where the run's device had no known peak).
     """
     if getattr(result, "model", None) is None:
         raise ValueError("training_throughput needs the trained model: pass the TrainResult that train() returned "
@@ -145,22 +174,21 @@ def training_throughput(result, dataset, *, repeats: int = 3) -> dict:
     if device.type == "cpu" and result.num_threads:
         torch.set_num_threads(result.num_threads)
     try:
-        each = evaluation_seconds(model, tc, dataset, device=device, repeats=repeats)
+        each_eval = evaluation_seconds(model, tc, dataset, device=device, repeats=repeats)
+        each_step = tc.grad_accum * step_seconds(model.config, tc.batch_size, device=device,
+                                                 amp_dtype=_precision(device, tc.dtype)[0])
     finally:
         torch.set_num_threads(old)
     n_evals = len(result.history)
+    share = n_evals * each_eval / (n_evals * each_eval + result.iters * each_step)
     run_s = result.tokens_seen / result.tokens_per_s
-    eval_s = n_evals * each
-    train_s = run_s - eval_s
-    if train_s <= 0:
-        raise ValueError(f"the {n_evals} evaluations timed now ({eval_s:.2f} s) take longer than the whole run did "
-                         f"({run_s:.2f} s): the machine is much slower now than during the run; try again when "
-                         "it is less busy.")
+    train_s = run_s * (1 - share)
     flops_per_token = result.flops / result.tokens_seen
     peak = run_peak_flops(result)
     tok_s = result.tokens_seen / train_s
     eval_tokens = n_evals * 2 * tc.eval_iters * tc.batch_size * model.config.n_ctx
-    return {"n_evals": n_evals, "eval_s_each": each, "eval_s": eval_s, "run_s": run_s, "train_s": train_s,
+    return {"n_evals": n_evals, "eval_s_each": each_eval, "step_s_each": each_step, "eval_time_share": share,
+            "run_s": run_s, "eval_s": run_s - train_s, "train_s": train_s,
             "eval_forward_share": eval_tokens / (3 * result.tokens_seen),
             "tokens_per_s": tok_s, "mfu": flops_per_token * tok_s / peak if peak else None, "peak_flops": peak}
 
@@ -177,6 +205,48 @@ STEP_PARTS = {
 }
 
 
+def _random_token_step(model_config: GPTConfig, batch_size: int, seed: int, device: torch.device, amp_dtype=None):
+    """A function that takes one training step of a fresh model on one fixed batch of random tokens."""
+    torch.manual_seed(seed)
+    model = GPT(model_config).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    x = torch.randint(0, model_config.vocab_size, (batch_size, model_config.n_ctx), device=device)
+    y = torch.randint(0, model_config.vocab_size, (batch_size, model_config.n_ctx), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return step
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send what C++ code writes to stderr (file descriptor 2) to the null device for a while.
+
+    PyTorch's profiler (Kineto) prints a line when every trace starts and stops; on a notebook
+    page those lines would sit among the results. Python's own ``sys.stderr`` is flushed first.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def step_profile(model_config: GPTConfig, batch_size: int, steps: int = 20, warmup: int = 5, seed: int = 0) -> dict:
     """Where the time of one training step goes: milliseconds per step for each part of :data:`STEP_PARTS`.
 
@@ -184,32 +254,16 @@ def step_profile(model_config: GPTConfig, batch_size: int, steps: int = 20, warm
     clipping, fused AdamW) under :mod:`torch.profiler` on the CPU, in the current thread
     setting, and adds up each operator's own (``self``) CPU time. ``other`` is the rest of the
     step: embeddings, the loss, residual additions, copies and the framework's overhead.
-    ``total`` is the step's wall-clock time, measured on ``steps`` steps without the profiler.
+    ``total`` is the step's wall-clock time, measured on ``steps`` steps without the profiler
+    (:func:`step_seconds`).
     """
     from torch.profiler import ProfilerActivity, profile
 
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}.")
-    torch.manual_seed(seed)
-    model = GPT(model_config)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
-    x = torch.randint(0, model_config.vocab_size, (batch_size, model_config.n_ctx))
-    y = torch.randint(0, model_config.vocab_size, (batch_size, model_config.n_ctx))
-
-    def step():
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-
-    for _ in range(warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):  # the step's wall-clock time, without the profiler's own overhead
-        step()
-    wall_ms = (time.perf_counter() - t0) * 1e3 / steps
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    # the step's wall-clock time, without the profiler's own overhead
+    wall_ms = step_seconds(model_config, batch_size, steps=steps, warmup=warmup, seed=seed) * 1e3
+    step = _random_token_step(model_config, batch_size, seed, torch.device("cpu"))
+    step()
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
     # an operator's self time is measured on the thread that calls it, so with several threads
