@@ -19,7 +19,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 book book-student test unit nbval assignments-check book-check: export COURSE_PROGRESS ?= 0
 
 .PHONY: help setup book test unit nbval book-check site-check bench lab strip sync-setup clean clean-cache \
-	assignments assignments-check book-student translate colab-check lint-workflows citation-check
+	assignments assignments-check book-student translate colab-check lint-workflows citation-check axe-core
 
 help:
 	@echo "make book    set up, execute every notebook, write the website to _build/html/ (Chinese edition: _build/html/zh_CN/)"
@@ -29,7 +29,9 @@ help:
 	@echo "make unit    the unit tests (tests/, without the autograder's)"
 	@echo "make nbval   execute every notebook with nbval (quick profile)"
 	@echo "make book-check  both editions built with warnings as errors"
-	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links"
+	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links,"
+	@echo "             alt text, and axe-core's WCAG 2.1 A/AA audit"
+	@echo "make axe-core  install axe-core $(AXE_VERSION) from the npm registry into .venv/ (site-check does it first)"
 	@echo "make colab-check  Chapters 1 and 5 alone in a Colab-like venv, the package installed from git (COLAB_CHAPTERS=all)"
 	@echo "make lint-workflows  check .github/workflows/*.yml with actionlint"
 	@echo "make citation-check  validate CITATION.cff with cffconvert"
@@ -84,13 +86,26 @@ book-check: setup
 	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py build $$lang --strict || exit 1; done
 	@echo "Website: $(CURDIR)/_build/html/index.html (中文版: $(CURDIR)/_build/html/zh_CN/index.html)"
 
-# Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots go to _build/site-check/.
-site-check: setup
-	$(BIN)/python tests/site_check.py _build/html
+# axe-core, Deque's accessibility rules, which site-check injects into every page to audit it against
+# WCAG 2.1 A and AA: the npm package at a pinned version, kept in .venv/ (ignored by git) and installed
+# once. Needs npm (Debian: apt-get install nodejs npm; .ci/run installs it).
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/axe-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
+$(AXE):
+	@command -v npm >/dev/null || { echo "axe-core: npm is needed to install it (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm install --no-save --no-audit --no-fund --loglevel=error --prefix $(VENV)/axe-$(AXE_VERSION) axe-core@$(AXE_VERSION)
+	@test -f $@ && touch $@
 
-# After the book build, the browser check of every page (skipped, with a message, without Chromium).
-test: lint-workflows citation-check unit nbval assignments-check book-check colab-check
-	$(BIN)/python tests/site_check.py --skip-without-chromium _build/html
+axe-core: $(AXE)
+
+# Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots go to _build/site-check/.
+site-check: setup $(AXE)
+	$(BIN)/python tests/site_check.py --axe $(AXE) _build/html
+
+# After the book build, the browser check of every page (skipped, with a message, without Chromium;
+# axe-core is installed where npm is, and the check says what is missing where Chromium is and it is not).
+test: lint-workflows citation-check unit nbval assignments-check book-check colab-check $(if $(shell command -v npm),$(AXE))
+	$(BIN)/python tests/site_check.py --skip-without-chromium --axe $(AXE) _build/html
 
 # The Colab path (tests/colab_check.py): a clean venv with Colab's kind of libraries and a stand-in
 # google.colab; each notebook alone in an empty folder, the package installed from this checkout's last

@@ -14,7 +14,13 @@ book build with ``--skip-without-chromium``. For each page it checks:
   language; a browser font draws that language's characters (not empty boxes);
 * **display equations**: no bare ``::`` in the prose or in place of an equation, and a translated
   page has the English page's display equations, the same TeX but for the words inside
-  ``\\text{...}``, and as many of them typeset by MathJax.
+  ``\\text{...}``, and as many of them typeset by MathJax;
+* **accessibility**: axe-core (Deque's rules, the npm package that ``make axe-core`` installs)
+  audits the rendered page with its WCAG 2.1 A and AA rules (tags ``wcag2a``, ``wcag2aa``,
+  ``wcag21a``, ``wcag21aa``); any violation fails, named by rule, impact and the elements' CSS
+  selectors. Every image has alt text that is not empty and not a file name (what Sphinx writes
+  when a figure has none), and on a translated page not the English page's text when the
+  edition's catalogs translate it.
 
 Then, in every edition, a search for a word returns the page that explains it.
 
@@ -75,6 +81,7 @@ class PageHTML:
     redirect: bool = False                               # a <meta http-equiv="refresh"> page
     display_maths: list[str] = field(default_factory=list)  # TeX of each display equation (div.math), as built
     typeset_display: int = 0                             # display equations MathJax typeset (<mjx-container display="true">)
+    images: list[tuple[str, str | None]] = field(default_factory=list)  # (src, alt; None without one) of each <img>
 
 
 class _Parser(HTMLParser):
@@ -95,6 +102,9 @@ class _Parser(HTMLParser):
         self._element(tag, attrs, closes=True)
 
     def _element(self, tag, attrs, closes):
+        if tag == "img":
+            alt = next((v or "" for k, v in attrs if k == "alt"), None)
+            self.page.images.append((dict(attrs).get("src") or "", alt))
         attrs = {k: (v or "") for k, v in attrs}
         if attrs.get("id"):
             self.page.ids.add(attrs["id"])
@@ -355,6 +365,77 @@ def typeset_problems(page: str, typeset: dict[str, int], editions=EDITIONS) -> l
     return []
 
 
+# An image file's name (Sphinx's alt text for a figure without one is its path, ../_images/<hash>.png).
+_IMAGE_FILE = re.compile(r"(?:^|[/\\])[^/\\\s]+\.(?:png|jpe?g|gif|svg|webp|bmp|tiff?)$", re.I)
+
+
+def _image_name(src: str) -> str:
+    """The file name of an image's ``src``: the same figure has the same name in every edition."""
+    return unquote(urlsplit(src).path).rsplit("/", 1)[-1]
+
+
+def alt_text_problems(parsed: PageHTML, english: PageHTML | None = None,
+                      translated: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """What is wrong with the alt text of a page's images (``parsed``: the page as built).
+
+    Every ``<img>`` needs alt text that says what it shows: not missing or empty, not a file name
+    (Sphinx's stand-in, ``../_images/<hash>.png``). On a translated page, ``english`` is the same
+    page of the English edition and ``translated`` the English messages that the edition's
+    catalogs translate: an image (matched by file name) whose alt text is still the English
+    page's, although the catalogs translate it, did not get its translation.
+    """
+    problems = []
+    for src, alt in parsed.images:
+        text = (alt or "").strip()
+        if not text:
+            problems.append(f"image without alt text: {src}")
+        elif _IMAGE_FILE.search(text) or text == src:
+            problems.append(f"image whose alt text is a file name: {src} (alt {text!r})")
+    if english is None:
+        return problems
+    theirs = {_image_name(src): (alt or "").strip() for src, alt in english.images}
+    for src, alt in parsed.images:
+        text = (alt or "").strip()
+        if text and theirs.get(_image_name(src)) == text and text in translated:
+            short = text if len(text) <= 80 else text[:77] + "..."
+            problems.append(f"image with the English alt text although the catalogs translate it: {src} "
+                            f"({short!r})")
+    return problems
+
+
+def translated_messages(locales: Path, language: str) -> frozenset[str]:
+    """The English messages that ``locales/<language>/LC_MESSAGES/**/*.po`` translate (not fuzzy)."""
+    found = set()
+    for po in sorted((Path(locales) / language / "LC_MESSAGES").rglob("*.po")):
+        found.update(m.id for m in _editions().read_catalog(po)
+                     if isinstance(m.id, str) and m.id and m.string and not m.fuzzy)
+    return frozenset(found)
+
+
+# The WCAG 2.1 levels A and AA, as axe-core tags its rules.
+WCAG_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+MAX_SELECTORS = 6  # elements named per violated rule
+
+
+def axe_problems(result: dict, shown: int = MAX_SELECTORS) -> list[str]:
+    """One message per WCAG rule that axe-core found violated on a page (``result``: what
+    :data:`_AXE_RUN` returned): the rule, its impact, what it asks, and the elements' selectors."""
+    if "error" in result:
+        return [f"the accessibility audit (axe-core) failed to run: {result['error']}"]
+    problems = []
+    for v in result.get("violations", []):
+        nodes = v.get("nodes", [])
+        named = "; ".join(nodes[:shown]) + (f"; ... and {len(nodes) - shown} more" if len(nodes) > shown else "")
+        problems.append(f"WCAG violation {v.get('id')} ({v.get('impact') or 'no impact given'}): "
+                        f"{v.get('help', '')}; {len(nodes)} element(s): {named}")
+    return problems
+
+
+def default_axe() -> Path | None:
+    """axe-core's ``axe.min.js``: ``$AXE_CORE`` if set (``make site-check`` passes ``--axe``)."""
+    return Path(os.environ["AXE_CORE"]) if os.environ.get("AXE_CORE") else None
+
+
 # --- the browser ---------------------------------------------------------------------------------
 
 _WAIT_FOR_PAGE = """
@@ -416,11 +497,14 @@ def open_browser(browser: str, driver: str, width: int = 1280, height: int = 900
 
 
 def check_page(chrome, site: Path, page: str, shots: Path,
-               typeset: dict[str, int] | None = None) -> tuple[list[str], int]:
+               typeset: dict[str, int] | None = None, axe: str | None = None,
+               translated: frozenset[str] = frozenset()) -> tuple[list[str], int]:
     """Open ``page`` in ``chrome``; return its problems and how many formulas MathJax typeset.
 
     ``typeset`` (page -> display equations MathJax typeset) gets this page's count; a translated
-    page's is compared with its English page's, when that was checked before it.
+    page's is compared with its English page's, when that was checked before it. ``axe`` is the
+    source of axe-core, injected to audit the rendered page; ``translated``, the English messages
+    the translated edition's catalogs translate (for the alt-text check).
     """
     from selenium.common.exceptions import WebDriverException
 
@@ -453,6 +537,8 @@ def check_page(chrome, site: Path, page: str, shots: Path,
         if typeset is not None:
             typeset[page] = parsed.typeset_display
             problems += typeset_problems(page, typeset)
+        if axe is not None:
+            problems += axe_problems(audit(chrome, axe))
     # Links, editions and equations' TeX are checked on the file as built (the rendered DOM adds
     # MathJax's own elements).
     problems += broken_links(site, page, built)
@@ -461,13 +547,32 @@ def check_page(chrome, site: Path, page: str, shots: Path,
     if english is not None and (site / english).is_file():
         english_built = parse_page((site / english).read_text(encoding="utf-8", errors="replace"))
         problems += display_maths_problems(parsed_built, english_built)
+        problems += alt_text_problems(parsed_built, english_built, translated)
     else:
         problems += display_maths_problems(parsed_built)
+        problems += alt_text_problems(parsed_built)
     if (EDITIONS[edition_of(page)].startswith("zh") and not parsed_built.redirect
             and not chrome.execute_script(_DRAWS_CJK)):
         problems.append("no font draws Chinese characters: they show as empty boxes "
                         "(Debian: apt-get install fonts-noto-cjk)")
     return problems, result.get("formulas", 0)
+
+
+_AXE_RUN = """
+const done = arguments[arguments.length - 1];
+if (!window.axe) { done({error: "axe-core is not on the page"}); return; }
+axe.run(document, {runOnly: {type: "tag", values: arguments[0]}, resultTypes: ["violations"]})
+  .then(r => done({version: axe.version, violations: r.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => n.target.map(t => Array.isArray(t) ? t.join(" >>> ") : t).join(", "))}))}))
+  .catch(err => done({error: String(err)}));
+"""
+
+
+def audit(chrome, axe: str) -> dict:
+    """Run axe-core's WCAG 2.1 A/AA rules on the page open in ``chrome`` (``axe``: axe.min.js's source)."""
+    chrome.execute_script(axe)
+    return chrome.execute_async_script(_AXE_RUN, list(WCAG_TAGS))
 
 
 # Does the page's own font stack draw a Chinese character, rather than the box of a missing glyph?
@@ -525,6 +630,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for screenshots (default: site-check/ beside the site folder)")
     parser.add_argument("--skip-without-chromium", action="store_true",
                         help="say 'skipped' and succeed when Chromium or chromedriver is not installed")
+    parser.add_argument("--axe", default=default_axe(), type=Path,
+                        help="axe-core's axe.min.js (default $AXE_CORE; `make axe-core` installs it)")
+    parser.add_argument("--locales", type=Path, default=Path(__file__).resolve().parents[1] / "locales",
+                        help="the catalogs the translated editions were built from (default: the checkout's)")
     args = parser.parse_args(argv)
 
     site = Path(args.site)
@@ -540,6 +649,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"site-check: {message}.", file=sys.stderr)
         return 2
+    if args.axe is None or not args.axe.is_file():
+        print(f"site-check: axe-core's axe.min.js not found ({args.axe or 'no --axe or $AXE_CORE given'}): "
+              "`make axe-core` installs it from the npm registry (needs npm: apt-get install nodejs npm), "
+              "and `make site-check` passes it.", file=sys.stderr)
+        return 2
+    axe = args.axe.read_text(encoding="utf-8")
+    translated = {folder: translated_messages(args.locales, folder.strip("/"))
+                  for folder in EDITIONS if folder}
     shots = Path(args.screenshots) if args.screenshots else site.parent / "site-check"
     shots.mkdir(parents=True, exist_ok=True)
 
@@ -550,7 +667,8 @@ def main(argv: list[str] | None = None) -> int:
     typeset: dict[str, int] = {}  # display equations MathJax typeset, per page
     try:
         for page in pages:
-            problems, formulas = check_page(chrome, site, page, shots, typeset)
+            problems, formulas = check_page(chrome, site, page, shots, typeset, axe,
+                                            translated.get(edition_of(page), frozenset()))
             status = "FAIL" if problems else "ok  "
             print(f"{status} {page} ({formulas} formulas)")
             for problem in problems[:MAX_SHOWN]:
@@ -564,7 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         failed += len(search_problems)
     finally:
         chrome.quit()
-    print(f"Checked {len(pages)} pages in headless Chromium in {time.perf_counter() - start:.0f} s; "
+    version = re.search(r"axe v([\d.]+)", axe[:300])
+    print(f"Checked {len(pages)} pages in headless Chromium in {time.perf_counter() - start:.0f} s, with "
+          f"axe-core {version.group(1) if version else '(version unknown)'}'s WCAG 2.1 A/AA rules; "
           f"screenshots in {shots}/")
     print(f"site-check: {len(pages) - failed} passed, {failed} failed")
     return 1 if failed else 0

@@ -216,3 +216,111 @@ def test_typeset_equation_counts_are_compared_across_editions():
     typeset["zh_CN/notebooks/01_x.html"] = 4
     assert sc.typeset_problems("zh_CN/notebooks/01_x.html", typeset) == [
         "MathJax typeset 4 display equations, on the English page 5"]
+
+
+# --- accessibility: alt text and the axe-core audit's report ----------------------------------------
+
+FIGURE_ALT = "Loss against parameters on log-log axes: the points fall along a straight line."
+
+
+def _figure_page(*images):
+    """A built page with one <img> per (src, alt); alt None writes no alt attribute."""
+    tags = "".join(f'<img src="{src}"/>' if alt is None else f'<img alt="{alt}" src="{src}"/>'
+                   for src, alt in images)
+    return sc.parse_page(f"<html><body><p>Prose.</p>{tags}</body></html>")
+
+
+def test_images_are_read_with_their_alt_text():
+    html = '<img src="a.png" alt="A figure"><img src="b.png"><img src="c.png" alt><img alt="" src="d.png"/>'
+    assert sc.parse_page(html).images == [("a.png", "A figure"), ("b.png", None), ("c.png", ""), ("d.png", "")]
+
+
+def test_an_image_with_alt_text_that_says_what_it_shows_passes():
+    assert sc.alt_text_problems(_figure_page(("../_images/ab12.png", FIGURE_ALT))) == []
+
+
+@pytest.mark.parametrize("alt, problem", [
+    (None, "image without alt text: ../_images/ab12.png"),
+    ("", "image without alt text: ../_images/ab12.png"),
+    ("   ", "image without alt text: ../_images/ab12.png"),
+    # what Sphinx writes for a figure without alt text: its own path
+    ("../_images/ab12.png", "image whose alt text is a file name: ../_images/ab12.png (alt '../_images/ab12.png')"),
+    ("figure_3.PNG", "image whose alt text is a file name: ../_images/ab12.png (alt 'figure_3.PNG')"),
+    ("plot.svg", "image whose alt text is a file name: ../_images/ab12.png (alt 'plot.svg')"),
+])
+def test_missing_empty_or_file_name_alt_text_is_named(alt, problem):
+    assert sc.alt_text_problems(_figure_page(("../_images/ab12.png", alt))) == [problem]
+
+
+def test_alt_text_that_mentions_a_file_type_in_prose_is_not_a_file_name():
+    alt = "Compression in characters per token: PNG and JPEG files compress less than text."
+    assert sc.alt_text_problems(_figure_page(("../_images/ab12.png", alt))) == []
+
+
+def test_a_translated_page_must_carry_the_translated_alt_text():
+    english = _figure_page(("../_images/ab12.png", FIGURE_ALT), ("../_images/cd34.png", "Second figure."))
+    untranslated = _figure_page(("../_images/ab12.png", FIGURE_ALT), ("../_images/cd34.png", "第二张图。"))
+    problems = sc.alt_text_problems(untranslated, english, translated={FIGURE_ALT, "Second figure."})
+    assert problems == ["image with the English alt text although the catalogs translate it: "
+                        f"../_images/ab12.png ({FIGURE_ALT!r})"]
+    # no translation in the catalogs (the catalog check names the message): not this check's failure
+    assert sc.alt_text_problems(untranslated, english, translated={"Second figure."}) == []
+    # matched by file name, not by position
+    swapped = _figure_page(("../_images/cd34.png", "第二张图。"), ("../_images/ab12.png", "对数坐标下的损失。"))
+    assert sc.alt_text_problems(swapped, english, translated={FIGURE_ALT, "Second figure."}) == []
+
+
+def test_translated_messages_come_from_the_catalogs_without_fuzzy_or_empty_ones(tmp_path):
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    cat = Catalog(locale="zh_CN")
+    cat.add(FIGURE_ALT, "对数坐标下的损失。")
+    cat.add("Fuzzy one.", "模糊。", flags=["fuzzy"])
+    cat.add("Not yet.", "")
+    po = tmp_path / "zh_CN" / "LC_MESSAGES" / "notebooks" / "05_x.po"
+    po.parent.mkdir(parents=True)
+    with open(po, "wb") as f:
+        write_po(f, cat)
+    assert sc.translated_messages(tmp_path, "zh_CN") == {FIGURE_ALT}
+
+
+AXE_RESULT = {"version": "4.14.1", "violations": [
+    {"id": "label-content-name-mismatch", "impact": "serious",
+     "help": "Ensure that elements labelled through their content must have their visible text as part of their accessible name",
+     "nodes": [f"#cell-{i} > details > summary" for i in range(8)]},
+    {"id": "color-contrast", "impact": "serious", "help": "Elements must meet minimum color contrast ratio thresholds",
+     "nodes": [".footer-item > p > a"]},
+]}
+
+
+def test_axe_violations_name_rule_impact_and_elements():
+    problems = sc.axe_problems(AXE_RESULT, shown=3)
+    assert problems == [
+        "WCAG violation label-content-name-mismatch (serious): Ensure that elements labelled through their content "
+        "must have their visible text as part of their accessible name; 8 element(s): #cell-0 > details > summary; "
+        "#cell-1 > details > summary; #cell-2 > details > summary; ... and 5 more",
+        "WCAG violation color-contrast (serious): Elements must meet minimum color contrast ratio thresholds; "
+        "1 element(s): .footer-item > p > a",
+    ]
+
+
+def test_a_page_without_violations_passes_and_a_failed_audit_is_a_problem():
+    assert sc.axe_problems({"version": "4.14.1", "violations": []}) == []
+    assert sc.axe_problems({"error": "axe-core is not on the page"}) == [
+        "the accessibility audit (axe-core) failed to run: axe-core is not on the page"]
+    assert sc.WCAG_TAGS == ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+
+
+def test_a_check_without_axe_core_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    monkeypatch.setattr(sc, "find_browser", lambda: ("/usr/bin/chromium", "/usr/bin/chromedriver"))
+    monkeypatch.setattr(sc, "open_browser", lambda *a: pytest.fail("the browser must not start without axe-core"))
+    monkeypatch.delenv("AXE_CORE", raising=False)
+    assert sc.main([str(tmp_path)]) == 2
+    assert "make axe-core" in capsys.readouterr().err
+    assert sc.main([str(tmp_path), "--axe", str(tmp_path / "missing.js")]) == 2
+    assert "missing.js" in capsys.readouterr().err
+    # without Chromium, --skip-without-chromium still skips before looking for axe-core
+    monkeypatch.setattr(sc, "find_browser", lambda: None)
+    assert sc.main([str(tmp_path), "--skip-without-chromium"]) == 0

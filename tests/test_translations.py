@@ -243,3 +243,68 @@ def test_the_extension_installs_the_fix_and_the_list():
     editions.setup(App())
     assert ("add_transform", (editions.TranslateVerbatim,)) in calls
     assert ("connect", ("build-finished", editions._write_display_maths)) in calls
+
+
+# A tiny notebook with a hidden-input figure cell whose metadata gives the figure's alt text.
+FIGURE_ALT = "Loss against parameters on log-log axes: the points fall along a straight line."
+FIGURE_ALT_ZH = "对数坐标下损失与参数量的关系：各点落在一条直线上。"
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def _figure_build(tmp_path, builder, language, outputs=True):
+    """Build a one-notebook book with myst-nb (nothing executed) and the editions' accessibility hooks."""
+    import nbformat
+    from sphinx import locale
+    from sphinx.application import Sphinx
+
+    src = tmp_path / f"src-{outputs}"
+    if not src.exists():
+        src.mkdir()
+        (src / "index.md").write_text("# Book\n\n```{toctree}\nfigures\n```\n", encoding="utf-8")
+        cell = nbformat.v4.new_code_cell("plt.plot([1, 2]); plt.show()", metadata={
+            "tags": ["hide-input"], "mystnb": {"image": {"alt": FIGURE_ALT}}})
+        if outputs:
+            cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"})]
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Figures"), cell])
+        nbformat.write(nb, src / "figures.ipynb")
+        _po(src / "locales" / "zh_CN" / "LC_MESSAGES" / "figures.po", {"Figures": "图", FIGURE_ALT: FIGURE_ALT_ZH})
+    conf = {"extensions": ["myst_nb"], "nb_execution_mode": "off", "language": language,
+            "locale_dirs": ["locales/"], "gettext_compact": False}
+    out = tmp_path / f"{builder}-{language}-{outputs}"
+    saved = dict(locale.translators)
+    try:
+        app = Sphinx(src, None, out, out / ".doctrees", builder, confoverrides=conf,
+                     status=None, warning=None, freshenv=True)
+        editions._replace_hidden_cell_visitor(app)
+        app.connect("doctree-resolved", editions._extract_figure_alt_texts)
+        app.build()
+    finally:
+        locale.translators.clear()
+        locale.translators.update(saved)
+    return Path(app.outdir)
+
+
+def test_figures_carry_their_alt_text_in_both_editions(tmp_path):
+    en = (_figure_build(tmp_path, "html", "en") / "figures.html").read_text(encoding="utf-8")
+    zh = (_figure_build(tmp_path, "html", "zh_CN") / "figures.html").read_text(encoding="utf-8")
+    assert f'alt="{FIGURE_ALT}"' in en and "_images/" not in en.split('alt="')[1].split('"')[0]
+    assert f'alt="{FIGURE_ALT_ZH}"' in zh and FIGURE_ALT not in zh
+
+
+def test_the_extraction_finds_alt_text_without_executing_the_notebook(tmp_path):
+    # the gettext build executes nothing, so the cell has no image: the alt text is still a message
+    out = _figure_build(tmp_path, "gettext", "en", outputs=False)
+    messages = [m.id for m in editions.read_catalog(out / "figures.pot") if m.id]
+    assert messages == ["Figures", FIGURE_ALT]
+    # the same when the notebook has its figure (an executed build)
+    out = _figure_build(tmp_path, "gettext", "en", outputs=True)
+    assert [m.id for m in editions.read_catalog(out / "figures.pot") if m.id] == ["Figures", FIGURE_ALT]
+
+
+def test_code_cell_toggles_are_named_by_their_visible_label(tmp_path):
+    # myst-nb's aria-label="Toggle hidden content" differs from the visible "Show code cell source"
+    # (axe-core: label-content-name-mismatch) and stays English on a Chinese page
+    html = (_figure_build(tmp_path, "html", "en") / "figures.html").read_text(encoding="utf-8")
+    summary = html.split("<summary", 1)[1].split("</summary>", 1)[0]
+    assert summary.startswith(">") and "aria-label" not in summary
+    assert "Show code cell source" in summary and "Hide code cell source" in summary

@@ -9,7 +9,14 @@ As a Sphinx extension (``_config.yml``, ``sphinx.local_extensions``) it
 * in a translated edition, puts translated display equations on the page as they stand (Sphinx's
   own translation step turned each one into a bare "::" on a MyST page; :func:`translate_verbatim`);
 * when the gettext builder runs, writes those strings to ``site.pot`` beside the pages' catalogs,
-  and lists which messages are display equations (``display-maths.json``, for :func:`check`).
+  and lists which messages are display equations (``display-maths.json``, for :func:`check`);
+* extracts each figure's alt text (a notebook cell's ``mystnb: image: alt:`` metadata) into its
+  page's catalog even though the extraction executes nothing, so a translated edition's figures
+  carry translated alt text (:func:`figure_alt_texts`; Sphinx's own translation step puts it on the
+  image);
+* renders the "Show code cell source" toggles of hidden cells without myst-nb's fixed English
+  ``aria-label``, so the name a screen reader announces is the visible, translated label
+  (:func:`visit_hidden_cell`).
 
 As a script (the Makefile's ``book``, ``book-check`` and ``translate`` targets call it)::
 
@@ -368,8 +375,75 @@ def _setup_search(app, config, lang):
     app.add_search_language(_search_language())
 
 
+# --------------------------------------------------------------------------- accessibility
+def figure_alt_texts(doctree):
+    """``(cell, alt)`` for each notebook code cell whose metadata gives its figures alt text.
+
+    The alt text is the cell's ``mystnb: {image: {alt: ...}}`` metadata, which myst-nb puts on every
+    image the cell outputs (``<img alt="...">``).
+    """
+    from docutils import nodes
+
+    for cell in doctree.findall(nodes.container):
+        if cell.get("nb_element") != "cell_code":
+            continue
+        meta = cell.get("cell_metadata") or {}
+        alt = ((meta.get("mystnb") or {}).get("image") or {}).get("alt")
+        if isinstance(alt, str) and alt.strip():
+            yield cell, alt
+
+
+def _extract_figure_alt_texts(app, doctree, docname):
+    """In the gettext build, give each figure's alt text to the page's catalog.
+
+    The extraction executes no notebook, so the cells have no image for Sphinx to extract the alt
+    text from; a stand-in image node per cell (read only by the gettext builder) carries it. A
+    translated build executes (or reuses) the notebooks, and Sphinx's ``Locale`` step translates
+    the real images' alt text from the same message.
+    """
+    if app.builder.name != "gettext":
+        return
+    from uuid import uuid4
+
+    from docutils import nodes
+
+    for cell, alt in figure_alt_texts(doctree):
+        if any(img.get("alt") == alt for img in cell.findall(nodes.image)):
+            continue  # an executed notebook: its image already carries the text
+        image = nodes.image(uri="", alt=alt)
+        image.source, image.line = cell.source or doctree.get("source"), cell.line
+        image.uid = uuid4().hex  # the gettext builder skips nodes without one
+        cell += image
+
+
+def visit_hidden_cell(self, node):
+    """myst-nb's ``HideCodeCellNode`` visitor, less its summary's ``aria-label``.
+
+    myst-nb labels every toggle's ``<summary>`` "Toggle hidden content", which is not the visible
+    text ("Show code cell source", translated in the Chinese edition): WCAG 2.1's "Label in Name"
+    (2.5.3; axe-core's ``label-content-name-mismatch``), and English on a Chinese page. Without the
+    attribute the summary's accessible name is its visible text, and ``<details>`` tells a screen
+    reader whether it is open.
+    """
+    classes = " ".join(node["classes"])
+    self.body.append(f'<details class="admonition hide {classes}">\n')
+    self.body.append("<summary>\n")
+    self.body.append(f'<p class="collapsed admonition-title">{html.escape(node["prompt_show"])}</p>\n')
+    self.body.append(f'<p class="expanded admonition-title">{html.escape(node["prompt_hide"])}</p>\n')
+    self.body.append("</summary>\n")
+
+
+def _replace_hidden_cell_visitor(app):
+    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput
+
+    app.setup_extension("myst_nb")  # registers the node first; ours then replaces its visitor
+    app.add_node(HideCodeCellNode, override=True, html=(visit_hidden_cell, depart_HideCellInput))
+
+
 def setup(app):
     app.add_css_file("editions.css")
+    _replace_hidden_cell_visitor(app)
+    app.connect("doctree-resolved", _extract_figure_alt_texts)
     app.connect("config-inited", _config_inited)
     app.add_transform(TranslateVerbatim)
     app.connect("doctree-read", _translate_toc_captions)
