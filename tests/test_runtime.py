@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -92,3 +94,22 @@ def test_in_colab_follows_the_colab_module(monkeypatch):
 def test_usable_cores_counts_this_process_cores():
     import os
     assert 1 <= runtime.usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_warnings_from_a_notebook_cell_print_without_the_cells_file(monkeypatch):
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    runtime.show_cell_warnings_plainly()
+    installed = warnings.formatwarning
+    runtime.show_cell_warnings_plainly()  # a second set-up cell changes nothing
+    assert warnings.formatwarning is installed
+    message = "the fitted floor E = 1e-09 is negligible"
+    for cell in ("/tmp/ipykernel_4242/1234567890.py", "<ipython-input-3-5d2c0a1b>"):
+        assert warnings.formatwarning(message, RuntimeWarning, cell, 7) == f"RuntimeWarning: {message}\n"
+    elsewhere = warnings.formatwarning(message, RuntimeWarning, "/home/me/analysis.py", 12)
+    assert elsewhere.startswith(f"/home/me/analysis.py:12: RuntimeWarning: {message}")
+
+
+def test_report_makes_cell_warnings_plain(capsys, monkeypatch):
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    runtime.report()
+    assert warnings.formatwarning("m", UserWarning, "/tmp/ipykernel_1/2.py", 1) == "UserWarning: m\n"

@@ -1,4 +1,4 @@
-"""Where and how big a run is: device, run profile, cache directory, seeds.
+"""Where and how big a run is: device, run profile, cache directory, seeds; and how a notebook shows warnings.
 
 Every notebook calls :func:`report` in its set-up cell. The *profile* decides run
 sizes: ``quick`` (CPU, minutes) or ``full`` (GPU). Explained in "How to use this course".
@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import warnings
 from pathlib import Path
 
 PROFILES = ("quick", "full")
@@ -111,15 +112,47 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _is_notebook_cell(filename: str) -> bool:
+    """Whether ``filename`` names a notebook cell: Jupyter's kernel keeps each cell in a temporary
+    file ``<tmp>/ipykernel_<pid>/<hash>.py`` (older IPython: ``<ipython-input-…>``)."""
+    name = str(filename)
+    return name.startswith("<ipython-input-") or Path(name).parent.name.startswith("ipykernel_")
+
+
+def show_cell_warnings_plainly() -> None:
+    """Print a warning raised in a notebook cell as ``RuntimeWarning: message``, without file and line.
+
+    The course's warnings (a fit without a floor, a bootstrap refused, ...) name the line that called
+    the course's code, which in a notebook is a cell stored in the kernel's temporary file: its name
+    and line number mean nothing to a reader and would appear on the website. Warnings from any other
+    file keep Python's usual format. :func:`report` calls this, so every set-up cell does; calling it
+    again changes nothing.
+    """
+    if getattr(warnings.formatwarning, "plain_for_cells", False):
+        return
+    usual = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if _is_notebook_cell(filename):
+            return f"{category.__name__}: {message}\n"
+        return usual(message, category, filename, lineno, line)
+
+    formatwarning.plain_for_cells = True
+    warnings.formatwarning = formatwarning
+
+
 def report() -> dict:
     """Print, and return, what this session runs on: device, profile, versions, cache.
 
     The printed cache line never shows an absolute path, since the website prints what the
     builder's run printed: it names ``$COURSE_CACHE_DIR`` when that variable chooses the cache,
     else the default under the home directory as ``~/.cache/scaling-laws-from-scratch``. The
-    returned ``info["cache"]`` is the full path.
+    returned ``info["cache"]`` is the full path. It also makes warnings raised in a notebook cell
+    print without the kernel's temporary file name (:func:`show_cell_warnings_plainly`).
     """
     import torch
+
+    show_cell_warnings_plainly()
 
     device = pick_device()
     info = {
