@@ -308,6 +308,7 @@ def test_bench_prints_both_ways_and_their_ratio(dataset, monkeypatch, capsys, tm
         assert res[name]["seconds"] > 0 and res[name]["points_per_minute"] > 0
     assert res["ratio"] == pytest.approx(res["separate cosine runs"]["seconds"] /
                                          res["wsd trunks with branches"]["seconds"], rel=0.05, abs=0.02)
+    assert res["grid_key"] == GRIDS["tiny"].key()  # says which version of the grid it measured
 
 
 def test_parallel_workers_give_the_same_results_as_one_process(dataset, tmp_path):

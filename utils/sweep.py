@@ -780,7 +780,7 @@ def bench(grid: SweepGrid | str = "quick", sizes: tuple | None = None, workers: 
         t0 = time.perf_counter()
         _train_points(grid, todo, path, None, None, progress, None, None, workers, desc=name, total=len(todo))
         timings[name] = time.perf_counter() - t0
-    res = {"grid": grid.name, "sizes": [list(s) for s in sizes], "points": len(pts),
+    res = {"grid": grid.name, "grid_key": grid.key(), "sizes": [list(s) for s in sizes], "points": len(pts),
            "workers": workers if workers is not None else default_workers(), "cores": runtime.usable_cores()}
     for name, sec in timings.items():
         res[name] = {"seconds": round(sec, 3), "points_per_minute": round(60 * len(pts) / sec, 2)}
@@ -836,6 +836,14 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()  # pragma: no cover
 
 
+def _load() -> str:
+    """The 1-minute load average (runnable processes) as text, or 'unknown' where the OS does not say."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (OSError, AttributeError):  # pragma: no cover - not Unix
+        return "unknown"
+
+
 def main(argv=None) -> int:
     """Command-line entry point: run (or resume) a profile's sweep and print a summary table, print the
     plan (``--list``), or measure branches against separate runs (``--bench``).
@@ -870,6 +878,7 @@ def main(argv=None) -> int:
         print(_plan_table(grid))
         return 0
     if args.bench:
+        load_start = _load()
         res = bench(grid, workers=args.workers, progress=not args.no_progress)
         for name in ("separate cosine runs", "wsd trunks with branches"):
             print(f"{name:>26}: {res['points']} points in {res[name]['seconds']:7.1f} s = "
@@ -886,6 +895,7 @@ def main(argv=None) -> int:
             print(f"{'whole ' + grid.name + ' sweep':>26}: {len(whole)} points in {sec:7.1f} s = "
                   f"{60 * len(whole) / sec:6.2f} points/min")
         res["machine"] = f"{runtime.usable_cores()} usable cores; {_cpu_name()}"
+        res["load"] = f"1-minute load average {load_start} at the start, {_load()} at the end (other processes)"
         print(json.dumps(res))
         if args.save:
             Path(args.save).parent.mkdir(parents=True, exist_ok=True)
