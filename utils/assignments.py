@@ -16,8 +16,10 @@ The chapter notebooks are the only source. Inside them:
 ``python -m utils.assignments build`` (``make assignments``) writes an nbgrader course directory,
 ``_build/assignments/``: ``source/<id>/`` (the instructor's version, with solutions and hidden
 tests), ``release/<id>/`` (the student notebook), ``gradebook.db`` and ``nbgrader_config.py``.
+``build`` refuses to delete a course directory that holds students' work (``--keep`` regenerates into it,
+``--discard-grades`` deletes it); ``check`` grades the reference and blank answers in a temporary copy.
 ``python -m utils.assignments student-site`` writes a copy of the book without solutions, for
-``make book-student``. Nothing here is imported by the chapters.
+``make book-student``. The graded test cells use :mod:`utils.grading`; nothing here is imported by the chapters.
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ BOOK_TAGS = {"hide-input", "hide-output", "hide-cell", "remove-input", "remove-o
 COURSE_ID = "scaling-laws-from-scratch"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 CELL_TIMEOUT_S = 600
+# Autograde removes every stderr output that matches this (anything), before it scores the test cells.
+STDERR_PATTERN = r"[\s\S]"
+# What a course directory holds once a term has started: build refuses to delete it unless told to.
+GRADING_DATA = ("submitted", "autograded", "feedback", "grades.csv")
 
 NBGRADER_CONFIG = f'''# nbgrader configuration of the course "Scaling Laws from Scratch" (written by utils/assignments.py).
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -49,6 +55,22 @@ c.CourseDirectory.course_id = "{COURSE_ID}"
 c.ClearSolutions.code_stub = {{"python": {CODE_STUB!r}}}
 # Seconds per cell when nbgrader executes a notebook (autograde, validate).
 c.Execute.timeout = {CELL_TIMEOUT_S}
+# nbgrader scores a test cell that wrote anything to stderr as failed, so a correct answer that prints a
+# warning or a progress bar would score zero. Autograde drops stderr output before scoring: an item fails
+# only when its test cell raises an error (a failed check, an error in the answer, a timeout).
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = {STDERR_PATTERN!r}
+
+# On a JupyterHub: the exchange that release_assignment, fetch, submit and collect share. Students read
+# this setting too, so put it in a configuration every user reads (e.g. /etc/jupyter/nbgrader_config.py in
+# the hub's image), and create the folder beforehand on storage every user's server mounts:
+#   mkdir -p /srv/nbgrader/exchange && chmod 1777 /srv/nbgrader/exchange
+# c.Exchange.root = "/srv/nbgrader/exchange"
+
+# Feedback (generate_feedback) shows each test cell whole, hidden tests included. To leave the hidden
+# tests out of the students' reports (a failing hidden check's error message still names its line):
+# c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades", "nbgrader.preprocessors.ClearHiddenTests",
+#                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
 '''
 
 
@@ -61,9 +83,30 @@ def assignment_id(path: Path | str) -> str:
     return f"ch{number}"
 
 
-def chapters() -> list[Path]:
-    """The chapter notebooks, in order."""
-    return sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+def chapters(folder: Path | None = None) -> list[Path]:
+    """The chapter notebooks of ``folder`` (default: the course's ``notebooks/``), in order."""
+    return sorted(Path(folder or NOTEBOOKS).glob("[0-9]*.ipynb"))
+
+
+def resolve_chapters(names, folder: Path | None = None) -> list[Path]:
+    """Chapter notebooks named by paths (``notebooks/01_language_models.ipynb``), assignment ids
+    (``ch01``) or chapter numbers (``01``, ``4a``), in the order given; default: every chapter.
+    Raises ``ValueError`` naming the chapters that exist when a name matches none."""
+    known = {assignment_id(p): p for p in chapters(folder)}
+    found = []
+    for name in map(str, names or []):
+        path = Path(name)
+        if path.suffix == ".ipynb":
+            if not path.exists():
+                raise ValueError(f"no notebook {name}; give a chapter notebook's path or an id such as ch01.")
+            found.append(path)
+            continue
+        aid = "ch" + name.lower().removeprefix("ch").zfill(2 if name[-1].isdigit() else 3)
+        if aid not in known:
+            raise ValueError(f"there is no chapter {name!r}; the chapters are {', '.join(known)} "
+                             "(or give a notebook's path, e.g. notebooks/01_language_models.ipynb).")
+        found.append(known[aid])
+    return found or list(known.values())
 
 
 def _source(cell: dict) -> str:
@@ -117,6 +160,12 @@ def _header(aid: str, chapter: Path, items: list[dict]) -> str:
         "`YOUR CODE HERE`, replace the line `raise NotImplementedError()` with your answer, then run the "
         "test cell under it: if it runs without an error, your answer passes the checks you can see. "
         "The grader also runs checks you cannot see, so make the function right, not just the visible checks.\n\n"
+        "**What fails an item:** only an error in its test cell: a check that does not hold, an error raised "
+        "by your function, a cell that runs longer than the grader's time limit, or a call to a function the "
+        "exercise says not to use (each exercise says what you may use). Warnings and progress bars do not "
+        "fail an item (`nbgrader validate` still lists them; the grader ignores them). Save this notebook in a "
+        "folder of its own, not in the course's `notebooks/` folder, where the chapter with its solutions has "
+        "the same file name.\n\n"
         f"| graded item | points |\n| --- | --- |\n{rows}\n| total | {total:g} |"
     )
 
@@ -165,11 +214,34 @@ def _run(args: list[str], cwd: Path, log: Path | None = None) -> None:
                            f"{proc.stdout[-4000:]}{proc.stderr[-4000:]}")
 
 
-def build(out: Path = DEFAULT_OUT, notebooks: list[Path] | None = None, clean: bool = True) -> dict:
+def grading_data(out: Path) -> list[str]:
+    """What in the course directory ``out`` would be lost by deleting it: ``submitted/``, ``autograded/``,
+    ``feedback/``, ``grades.csv`` (where present and not empty) and a gradebook with students."""
+    out = Path(out)
+    found = [name + ("/" if (out / name).is_dir() else "") for name in GRADING_DATA
+             if (out / name).exists() and (not (out / name).is_dir() or any((out / name).iterdir()))]
+    db = out / "gradebook.db"
+    if db.exists():
+        import sqlite3
+
+        with sqlite3.connect(db) as con:
+            try:
+                students = con.execute("SELECT count(*) FROM student").fetchone()[0]
+            except sqlite3.DatabaseError:
+                students = 0
+        if students:
+            found.append(f"gradebook.db ({students} students)")
+    return found
+
+
+def build(out: Path = DEFAULT_OUT, notebooks: list[Path] | None = None, clean: bool = True,
+          discard_grades: bool = False) -> dict:
     """Write the nbgrader course directory ``out`` for ``notebooks`` (default: every chapter).
 
-    With ``clean`` (the default) ``out`` is deleted first; without it, submissions, grades and an
-    existing ``nbgrader_config.py`` are kept and the assignments are regenerated in place.
+    With ``clean`` (the default) ``out`` is deleted first, but a directory that holds submissions or
+    grades (:func:`grading_data`) is refused with a ``ValueError`` unless ``discard_grades``; without
+    ``clean``, submissions, grades and an existing ``nbgrader_config.py`` are kept and the assignments
+    are regenerated in place.
 
     Returns the summary also written to ``out/assignments.json``: for each assignment its chapter,
     graded items with points, and whether it is pending (no graded items yet).
@@ -177,10 +249,20 @@ def build(out: Path = DEFAULT_OUT, notebooks: list[Path] | None = None, clean: b
     out = Path(out).resolve()
     notebooks = [Path(p) for p in (notebooks or chapters())]
     if clean and out.exists():
+        data = grading_data(out)
+        if data and not discard_grades:
+            raise ValueError(f"{out} holds students' work: {', '.join(data)}. Rebuilding it from scratch would "
+                             "delete that. Use --keep to regenerate the assignments and keep it, or "
+                             "--discard-grades to delete it.")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "nbgrader_config.py").exists():  # kept: an instructor may have added to it (a hub's exchange)
-        (out / "nbgrader_config.py").write_text(NBGRADER_CONFIG, encoding="utf-8")
+    config = out / "nbgrader_config.py"
+    if not config.exists():  # kept: an instructor may have added to it (a hub's exchange)
+        config.write_text(NBGRADER_CONFIG, encoding="utf-8")
+    elif "IgnorePattern" not in config.read_text(encoding="utf-8"):
+        print(f"warning: {config} (kept) does not set IgnorePattern: correct answers that print a warning score "
+              "zero. Add these lines:\nc.IgnorePattern.enabled = True\n"
+              f"c.IgnorePattern.pattern = {STDERR_PATTERN!r}", file=sys.stderr)
     summary = {}
     for chapter in notebooks:
         aid = assignment_id(chapter)
@@ -204,7 +286,7 @@ def _course_readme(summary: dict) -> str:
              "graded items and, after grading, the scores. See the book's page \"For instructors\".", "",
              "| assignment | chapter | graded items | points |", "| --- | --- | --- | --- |"]
     for aid, s in summary.items():
-        items = ", ".join(it["grade_id"] for it in s["items"]) or "pending: no graded items yet"
+        items = ", ".join(f"{it['grade_id']} ({it['points']:g})" for it in s["items"]) or "pending: no graded items yet"
         lines.append(f"| {aid} | `{s['chapter']}` | {items} | {s['points']:g} |")
     return "\n".join(lines) + "\n"
 
@@ -276,6 +358,45 @@ def errors_outside_items(out: Path, aid: str, student: str) -> list[str]:
             if o.get("output_type") == "error":
                 bad.append(f"cell {i}: {o.get('ename')}: {o.get('evalue')}")
     return bad
+
+
+def check(out: Path, ids: list[str] | None = None) -> dict[str, dict]:
+    """Grade the reference answers and the blank notebook of the built assignments ``ids`` (default: all).
+
+    Grading happens in a temporary copy of the course directory ``out`` (without its submissions), so the
+    students "reference" and "blank" never enter a real course's gradebook. Returns ``{aid: {"reference":
+    score, "blank": score, "total": points, "seconds": time}}``; raises ``ValueError`` for an unknown id.
+    """
+    import tempfile
+
+    out = Path(out)
+    summary_path = out / "assignments.json"
+    if not summary_path.exists():
+        raise FileNotFoundError(f"{out} is not a built course directory (no assignments.json); run "
+                                "`make assignments` or `python -m utils.assignments build --out DIR` first.")
+    built = json.loads(summary_path.read_text(encoding="utf-8"))
+    chapters_ = [assignment_id(p) for p in chapters()]
+    for aid in ids or []:
+        if aid not in built and aid not in chapters_:
+            raise ValueError(f"there is no chapter {aid!r}; the chapters are {', '.join(chapters_)}.")
+        if aid not in built:
+            raise ValueError(f"{aid} is not built in {out} (it holds {', '.join(built)}); build it first: "
+                             f"python -m utils.assignments build --keep --out {out} {aid}")
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="sls-check-") as tmp:
+        copy_ = Path(tmp) / "course"
+        shutil.copytree(out, copy_, ignore=shutil.ignore_patterns(*GRADING_DATA, "nbgrader.log"))
+        for aid in ids or list(built):
+            t0 = time.perf_counter()
+            submit(copy_, aid, "reference", solutions(copy_, aid))
+            submit(copy_, aid, "blank")
+            autograde(copy_, aid)
+            got = scores(copy_, aid)
+            result[aid] = {"reference": sum(s_ for s_, _ in got["reference"].values()),
+                           "blank": sum(s_ for s_, _ in got["blank"].values()),
+                           "total": sum(m for _, m in got["reference"].values()),
+                           "seconds": time.perf_counter() - t0}
+    return result
 
 
 # --- the student website -------------------------------------------------------------------------
@@ -352,45 +473,50 @@ def student_site(dest: Path, executed: Path | None = None) -> list[str]:
     return reused
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.assignments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the nbgrader course directory (student notebooks, instructor's material)")
     b.add_argument("--out", type=Path, default=DEFAULT_OUT)
     b.add_argument("--keep", action="store_true",
                    help="regenerate into an existing course directory, keeping submissions and the gradebook")
-    b.add_argument("chapters", nargs="*", type=Path, help="chapter notebooks (default: all)")
-    g = sub.add_parser("check", help="grade the reference answers and the blank notebook of built assignments")
+    b.add_argument("--discard-grades", action="store_true",
+                   help="without --keep: delete a course directory even if it holds submissions or grades")
+    b.add_argument("--notebooks", type=Path, default=None, help="folder of the chapter notebooks (default: notebooks/)")
+    b.add_argument("chapters", nargs="*", help="chapters: ids (ch01, 4a) or notebook paths (default: all)")
+    g = sub.add_parser("check", help="grade the reference answers and the blank notebook of built assignments "
+                                     "(in a temporary copy: the course directory is not changed)")
     g.add_argument("--out", type=Path, default=DEFAULT_OUT)
     g.add_argument("ids", nargs="*", help="assignment ids, e.g. ch01 (default: all)")
     s = sub.add_parser("student-site", help="write a copy of the book without solutions")
     s.add_argument("--out", type=Path, default=ROOT / "_build" / "student-src")
     args = parser.parse_args(argv)
-    if args.command == "build":
-        t0 = time.perf_counter()
-        summary = build(args.out, args.chapters or None, clean=not args.keep)
-        for aid, s_ in summary.items():
-            state = "pending (no graded items yet)" if s_["pending"] else f"{len(s_['items'])} graded items, {s_['points']:g} points"
-            print(f"{aid}: {s_['chapter']}: {state}")
-        print(f"student notebooks in {args.out / 'release'}, instructor's material in {args.out} "
-              f"({time.perf_counter() - t0:.0f} s)")
-    elif args.command == "check":
-        ids = args.ids or list(json.loads((args.out / "assignments.json").read_text()))
-        for aid in ids:
+    try:
+        if args.command == "build":
             t0 = time.perf_counter()
-            submit(args.out, aid, "reference", solutions(args.out, aid))
-            submit(args.out, aid, "blank")
-            autograde(args.out, aid)
-            got = scores(args.out, aid)
-            ref = sum(s_ for s_, _ in got["reference"].values())
-            total = sum(m for _, m in got["reference"].values())
-            blank = sum(s_ for s_, _ in got["blank"].values())
-            print(f"{aid}: reference {ref:g}/{total:g}, blank {blank:g}/{total:g} "
+            notebooks = resolve_chapters(args.chapters, args.notebooks)
+            summary = build(args.out, notebooks, clean=not args.keep, discard_grades=args.discard_grades)
+            for aid, s_ in summary.items():
+                if s_["pending"]:
+                    print(f"{aid}: {s_['chapter']}: pending (no graded items yet)")
+                    continue
+                items = ", ".join(f"{it['grade_id']} {it['points']:g}" for it in s_["items"])
+                print(f"{aid}: {s_['chapter']}: {s_['points']:g} points ({items})")
+            print(f"student notebooks in {args.out / 'release'}, instructor's material in {args.out} "
                   f"({time.perf_counter() - t0:.0f} s)")
-    else:
-        reused = student_site(args.out)
-        print(f"book without solutions in {args.out}; outputs reused for {len(reused)} chapters")
+        elif args.command == "check":
+            ids = ["ch" + a.lower().removeprefix("ch") for a in args.ids]
+            for aid, r in check(args.out, ids or None).items():
+                print(f"{aid}: reference {r['reference']:g}/{r['total']:g}, blank {r['blank']:g}/{r['total']:g} "
+                      f"({r['seconds']:.0f} s)")
+        else:
+            reused = student_site(args.out)
+            print(f"book without solutions in {args.out}; outputs reused for {len(reused)} chapters")
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -184,15 +184,36 @@ SUSPICIOUS = {
 }
 
 
+def _sources(nb: dict) -> list[str]:
+    return ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "")
+            for c in nb.get("cells", [])]
+
+
+def _handed_out(path: Path) -> set[str]:
+    """The lines of the notebook as it was released, when ``path`` lies in a course directory as
+    ``<course>/submitted/<student>/<assignment>/<notebook>`` (or ``autograded/``); else none."""
+    path = Path(path).resolve()
+    if len(path.parents) < 4 or path.parents[2].name not in ("submitted", "autograded"):
+        return set()
+    release = path.parents[3] / "release" / path.parent.name / path.name
+    if not release.exists():
+        return set()
+    return {line for src in _sources(json.loads(release.read_text(encoding="utf-8"))) for line in src.splitlines()}
+
+
 def scan_notebook(path: Path) -> list[str]:
-    """``["<path> cell <i>: <what it does>: <line>"]`` for every suspicious line in a notebook's code cells."""
+    """``["<path> cell <i>: <what it does>: <line>"]`` for every suspicious line in a notebook's code cells
+    that the student could have written: lines of the released notebook (found beside ``submitted/`` when
+    ``path`` lies in a course directory) are left out; elsewhere every line is read."""
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    shipped = _handed_out(path)
     found = []
-    for i, cell in enumerate(nb.get("cells", [])):
+    for i, (cell, source) in enumerate(zip(nb.get("cells", []), _sources(nb))):
         if cell.get("cell_type") != "code":
             continue
-        source = cell.get("source", "")
-        for line in ("".join(source) if isinstance(source, list) else source).splitlines():
+        for line in source.splitlines():
+            if line in shipped:
+                continue
             for pattern, why in SUSPICIOUS.items():
                 if re.search(pattern, line):
                     found.append(f"{path} cell {i}: {why}: {line.strip()}")
