@@ -30,7 +30,7 @@ import numpy as np
 
 from . import scaling
 
-__all__ = ["AllocationResult", "HeldoutIsoFLOP", "Recovery", "SensitivityTable", "analyse", "cost_curve",
+__all__ = ["AllocationResult", "CostCurve", "HeldoutIsoFLOP", "Recovery", "SensitivityTable", "analyse", "cost_curve",
            "heldout_isoflop", "recovery", "sensitivity", "synthetic_runs", "PARAM_COUNTS", "EQUIVALENCE_MARGIN"]
 
 #: Which record field each parameter count reads: ``total`` (every parameter, as Hoffmann et al. count) or
@@ -77,7 +77,7 @@ def _param_field(param_count: str) -> str:
     return PARAM_COUNTS[param_count]
 
 
-def _column(runs: list, key: str, i_bad=None) -> list:
+def _column(runs: list, key: str) -> list:
     missing = [i for i, r in enumerate(runs) if key not in r]
     if missing:
         raise ValueError(f"run {missing[0]} ({runs[missing[0]].get('run', 'unnamed')}) has no field {key!r}; "
@@ -94,30 +94,35 @@ def _positive(name: str, values: list, runs: list) -> np.ndarray:
     return arr
 
 
-def cost_curve(runs, param_count: str = "total") -> Callable:
+@dataclass(frozen=True)
+class CostCurve:
+    """Training FLOPs per token as a function of ``N``, through the sweep's sizes (:func:`cost_curve`)."""
+    ln_N: np.ndarray
+    ln_flops: np.ndarray
+
+    def __call__(self, N):
+        """FLOPs per token at ``N`` parameters (scalar or array): log-log interpolation between the sizes, and
+        the end segments' slopes beyond them."""
+        x, xs, ys = np.log(np.asarray(N, dtype=float)), self.ln_N, self.ln_flops
+        y = np.interp(x, xs, ys)
+        y = np.where(x < xs[0], ys[0] + (ys[1] - ys[0]) / (xs[1] - xs[0]) * (x - xs[0]), y)
+        y = np.where(x > xs[-1], ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1]), y)
+        return np.exp(y)
+
+
+def cost_curve(runs, param_count: str = "total") -> CostCurve:
     """The sweep's cost curve read from its runs: a function ``N -> training FLOPs per token`` (Chapter 6).
 
     Interpolates ``ln flops_per_token`` against ``ln N`` between the distinct model sizes of ``runs`` (``N``
     counted as ``param_count`` says) and extends the end segments' slopes beyond them, so that the joint fit's
     optimum is searched along the costs the runs really paid. Needs at least two sizes."""
     runs = _check_runs(runs)
-    N = _positive(PARAM_COUNTS.get(param_count, "N"), _column(runs, _param_field(param_count)), runs)
+    N = _positive(_param_field(param_count), _column(runs, _param_field(param_count)), runs)
     f = _positive("flops_per_token", _column(runs, "flops_per_token"), runs)
     ln_n, first = np.unique(np.log(N), return_index=True)
     if len(ln_n) < 2:
         raise ValueError("the runs hold only one model size; a cost curve (and an allocation) needs several.")
-    ln_f = np.log(f[first])
-    lo_slope = (ln_f[1] - ln_f[0]) / (ln_n[1] - ln_n[0])
-    hi_slope = (ln_f[-1] - ln_f[-2]) / (ln_n[-1] - ln_n[-2])
-
-    def flops_per_token(n):
-        x = np.log(np.asarray(n, dtype=float))
-        y = np.interp(x, ln_n, ln_f)
-        y = np.where(x < ln_n[0], ln_f[0] + lo_slope * (x - ln_n[0]), y)
-        y = np.where(x > ln_n[-1], ln_f[-1] + hi_slope * (x - ln_n[-1]), y)
-        return np.exp(y)
-
-    return flops_per_token
+    return CostCurve(ln_N=ln_n, ln_flops=np.log(f[first]))
 
 
 def _prepare(runs, param_count: str, min_steps, cost) -> _Runs:
@@ -172,10 +177,13 @@ def _approach2(r: _Runs, w: np.ndarray, window: int | None) -> tuple[float, scal
 
 
 def _joint_slope(consts: Mapping[str, float], C_lo: float, C_hi: float, cost: Callable) -> float:
-    """The joint law's ``a`` between ``C_lo`` and ``C_hi`` along ``cost``; nan when the law has no optimum."""
+    """The joint law's ``a`` between ``C_lo`` and ``C_hi`` along ``cost``; nan when the law has no optimum (an
+    exponent fitted to 0, or a minimum at an end of compute_optimal's search range, N = 1 or N = C/6)."""
     try:
         n = scaling.compute_optimal(np.array([C_lo, C_hi]), consts, cost).N_opt
-    except ValueError:   # e.g. an exponent fitted to exactly 0: no finite optimum
+    except ValueError:
+        return float("nan")
+    if np.any(n <= 1.001) or np.any(n >= 0.999 * np.array([C_lo, C_hi]) / 6.0):
         return float("nan")
     a = float(np.log(n[1] / n[0]) / math.log(C_hi / C_lo))
     return a if np.isfinite(a) else float("nan")
@@ -203,7 +211,8 @@ class AllocationResult:
     error of the interval's ends (``*_mc``). ``a2_failed``/``a_joint_failed`` count failed resamples (fewer than 3
     valid IsoFLOP minima; a joint refit with no finite optimum): they are left out of that estimate's interval,
     and the difference uses the ``n_paired`` resamples where both succeeded. ``a2_budgets`` holds, per resample,
-    how many budgets had a valid minimum (of ``n_budgets``). ``iso`` and ``joint`` are the point fits."""
+    how many budgets had a valid minimum (of ``n_budgets``). ``iso`` and ``joint`` are the point fits, ``cost`` the
+    cost curve (``N -> FLOPs per token``) along which the joint fit's optimum was found."""
     a2: float
     a_joint: float
     diff: float
@@ -233,6 +242,11 @@ class AllocationResult:
     a2_samples: np.ndarray = field(repr=False)
     a_joint_samples: np.ndarray = field(repr=False)
     a2_budgets: np.ndarray = field(repr=False)
+    cost: Callable = field(repr=False, default=None)
+
+    def joint_N_opt(self, C) -> np.ndarray:
+        """The joint fit's compute-optimal ``N`` at budget(s) ``C``, along the cost curve the analysis used."""
+        return scaling.compute_optimal(C, self.joint, self.cost).N_opt
 
     def verdict(self) -> str:
         """One sentence comparing the two exponents, chosen from the paired interval of ``a2 - a_joint`` and
@@ -262,8 +276,10 @@ class AllocationResult:
     def __str__(self) -> str:
         pct = round(100 * self.level)
         win = "all points" if self.window is None else f"±{self.window} rungs"
-        lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({self.n_left_out} shorter than min_steps="
-                 f"{self.min_steps} left out), {self.param_count} parameters, IsoFLOP window {win}; "
+        kept = "every run kept" if self.min_steps is None else \
+            f"{self.n_left_out} shorter than {self.min_steps} steps left out"
+        lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({kept}), {self.param_count} parameters, "
+                 f"IsoFLOP window {win}; "
                  f"{self.n_valid_budgets} of {self.n_budgets} budgets have a minimum inside their sizes; "
                  f"{self.n_bootstrap} paired trunk resamples, {pct} % intervals",
                  f"  Approach 2 : a = {self.a2:.3f} [{self.a2_ci[0]:.3f}, {self.a2_ci[1]:.3f}]  "
@@ -278,9 +294,7 @@ def _joint_part(r: _Runs, W: np.ndarray, n_starts, workers) -> tuple:
     """The joint fit, its ``a`` and the ``a`` of every resample (rows of ``W``)."""
     budgets = r.budget[np.isfinite(r.budget)]
     C_lo, C_hi = float(budgets.min()), float(budgets.max())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # bound and floor warnings of single refits
-        fit = scaling.fit_chinchilla(r.N, r.D, r.L, groups=r.trunk, resamples=W, n_starts=n_starts, workers=workers)
+    fit = scaling.fit_chinchilla(r.N, r.D, r.L, groups=r.trunk, resamples=W, n_starts=n_starts, workers=workers)
     keys = ("E", "A", "B", "alpha", "beta")
     boot = np.array([_joint_slope(dict(zip(keys, row)), C_lo, C_hi, r.cost) for row in fit.samples])
     if len(boot) != len(W):
@@ -298,16 +312,22 @@ def _a2_part(r: _Runs, W: np.ndarray, window) -> tuple:
     return iso, a2, np.array([p[0] for p in per]), np.array([0 if p[1] is None else int(p[1].valid.sum()) for p in per])
 
 
-def _check_window(window) -> None:
+def _check_options(n_bootstrap, level, margin, window) -> float:
+    """Refuse bad analysis options with a sentence; return ``level`` as a float."""
     if window is not None and not (isinstance(window, (int, np.integer)) and window >= 1):
         raise ValueError(f"window must be a whole number of ladder rungs (1 or more) or None (all points), "
                          f"got {window!r}.")
+    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be a positive integer (the paired resamples), got {n_bootstrap!r}.")
+    if not (np.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin (the equivalence margin on a) must be positive, got {margin!r}.")
+    return scaling._check_level(level)
 
 
 def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int | None = None,
             min_steps: int | None = None, param_count: str = "total", level: float = 0.95,
             margin: float = EQUIVALENCE_MARGIN, n_starts: int | None = 8, workers: int | None = None,
-            cost: Callable | None = None, _parts: dict | None = None) -> AllocationResult:
+            cost: Callable | None = None) -> AllocationResult:
     """Chapter 6's whole allocation analysis of a sweep's result records; returns an :class:`AllocationResult`.
 
     Leaves out runs shorter than ``min_steps`` steps (counted), counts parameters as ``param_count`` says
@@ -320,18 +340,20 @@ def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int |
     ``a2 - a_joint`` gets a paired interval at ``level``. ``margin`` is the equivalence margin of
     :meth:`AllocationResult.verdict`; ``n_starts`` and ``workers`` go to :func:`utils.scaling.fit_chinchilla`.
     """
-    level = scaling._check_level(level)
-    _check_window(window)
-    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be a positive integer (the paired resamples), got {n_bootstrap!r}.")
-    if not (np.isfinite(margin) and margin > 0):
-        raise ValueError(f"margin (the equivalence margin on a) must be positive, got {margin!r}.")
+    level = _check_options(n_bootstrap, level, margin, window)
+    return _analyse(runs, {}, n_bootstrap=n_bootstrap, seed=seed, window=window, min_steps=min_steps,
+                    param_count=param_count, level=level, margin=margin, n_starts=n_starts, workers=workers, cost=cost)
+
+
+def _analyse(runs, parts: dict, *, n_bootstrap, seed, window, min_steps, param_count, level, margin, n_starts,
+             workers, cost) -> AllocationResult:
+    """:func:`analyse` after its checks; ``parts`` keeps joint fits for reuse by :func:`sensitivity` (the joint fit
+    depends on the runs kept and the parameter count, not on the IsoFLOP window)."""
     r = _prepare(runs, param_count, min_steps, cost)
     if np.isfinite(r.budget).sum() == 0:
         raise ValueError("none of the runs belongs to an IsoFLOP budget (every 'budget' is None).")
     W = scaling.cluster_resamples(r.trunk, n_bootstrap, seed)
     key = (param_count, min_steps)
-    parts = {} if _parts is None else _parts
     if key not in parts:
         parts[key] = _joint_part(r, W, n_starts, workers)
     fit, a_joint, aj_boot, C_range = parts[key]
@@ -345,7 +367,7 @@ def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int |
         n_paired=int(both.sum()), n_bootstrap=int(n_bootstrap), level=level, margin=float(margin), n_runs=len(r.L),
         n_left_out=r.n_left_out, n_trunks=len(set(r.trunk)), n_budgets=len(iso.C), n_valid_budgets=int(iso.valid.sum()),
         C_range=C_range, param_count=param_count, window=window, min_steps=min_steps, iso=iso, joint=fit,
-        a2_samples=a2_boot, a_joint_samples=aj_boot, a2_budgets=a2_budgets)
+        a2_samples=a2_boot, a_joint_samples=aj_boot, a2_budgets=a2_budgets, cost=r.cost)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,6 +461,11 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
     configs = [("baseline", base)]
     for key, values in (("window", windows), ("min_steps", min_steps), ("param_count", param_counts)):
         configs += [(key, {**base, key: v}) for v in values if v != base[key]]
+    for _, cfg in configs:   # a bad choice is the caller's error, not a row
+        _check_options(n_bootstrap, level, EQUIVALENCE_MARGIN, cfg["window"])
+        _param_field(cfg["param_count"])
+        if cfg["min_steps"] is not None and not (isinstance(cfg["min_steps"], (int, np.integer)) and cfg["min_steps"] >= 1):
+            raise ValueError(f"min_steps values must be positive whole numbers or None, got {cfg['min_steps']!r}.")
     parts: dict = {}
     rows = []
     for varied, cfg in configs:
@@ -447,8 +474,8 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
         name = {"window": "IsoFLOP window", "min_steps": "shortest run kept", "param_count": "parameter count"
                 }.get(varied, varied)
         try:
-            res = analyse(runs, n_bootstrap=n_bootstrap, seed=seed, level=level, n_starts=n_starts, workers=workers,
-                          _parts=parts, **cfg)
+            res = _analyse(runs, parts, n_bootstrap=n_bootstrap, seed=seed, level=level, margin=EQUIVALENCE_MARGIN,
+                           n_starts=n_starts, workers=workers, cost=None, **cfg)
             rows.append(_row(name, label, res))
         except ValueError as err:
             rows.append(_row(name, label, None, note=str(err)))
