@@ -87,6 +87,8 @@ def test_analyse_names_a_missing_field_and_bad_choices(plan):
         analyse(runs, min_steps=10 ** 6, n_bootstrap=2)
     with pytest.raises(TypeError, match="list"):
         analyse({"N": [1, 2]}, n_bootstrap=2)
+    with pytest.raises(ValueError, match="cost curve must take N counted as"):
+        analyse(runs, cost=allocation.cost_curve(runs, "non_embedding"), n_bootstrap=2)
     bad = [dict(r) for r in runs]
     bad[0]["final_val_loss"] = float("nan")
     with pytest.raises(ValueError, match="final_val_loss"):
@@ -239,7 +241,7 @@ def test_sensitivity_varies_one_choice_at_a_time_and_reports_failures(plan):
     varied = [r["varied"] for r in table.rows]
     assert varied == ["baseline", "IsoFLOP window", "IsoFLOP window", "shortest run kept", "parameter count"]
     too_short = table.rows[3]
-    assert "at least 5" in too_short["note"] and math.isnan(too_short["a2"])
+    assert "at least 5" in too_short["note"] and math.isnan(too_short["a2"]) and "n/a" in str(table)
     base, all_points = table.rows[0], table.rows[2]
     assert base["a_joint"] == all_points["a_joint"] and base["a2"] != all_points["a2"]   # window: Approach 2 only
     assert table.rows[4]["a_joint"] != base["a_joint"]

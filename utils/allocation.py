@@ -144,7 +144,15 @@ def _prepare(runs, param_count: str, min_steps, cost) -> _Runs:
                          f"{len({r['trunk'] for r in kept})} trunks remain; a trunk bootstrap needs at least 5 "
                          "trunks. Lower min_steps.")
     budget = np.array([np.nan if r["budget"] is None else float(r["budget"]) for r in kept])
-    return _Runs(N=_positive(field_N, _column(kept, field_N), kept), D=_positive("D", _column(kept, "D"), kept),
+    N = _positive(field_N, _column(kept, field_N), kept)
+    if cost is not None:
+        paid = np.asarray(_column(kept, "flops_per_token"), dtype=float)
+        off = np.abs(np.asarray(cost(N), dtype=float) / paid - 1)
+        if not np.all(off < 0.01):
+            raise ValueError(f"cost(N) differs from the runs' own flops_per_token by up to {np.nanmax(off):.0%}; the cost "
+                             f"curve must take N counted as param_count={param_count!r} says (or leave cost=None to "
+                             "read it from the runs).")
+    return _Runs(N=N, D=_positive("D", _column(kept, "D"), kept),
                  budget=budget, L=_positive("final_val_loss", _column(kept, "final_val_loss"), kept),
                  trunk=np.asarray([str(t) for t in _column(kept, "trunk")]), steps=steps[keep],
                  cost=cost_curve(kept, param_count) if cost is None else cost, n_left_out=int((~keep).sum()))
@@ -278,16 +286,19 @@ class AllocationResult:
         win = "all points" if self.window is None else f"±{self.window} rungs"
         kept = "every run kept" if self.min_steps is None else \
             f"{self.n_left_out} shorter than {self.min_steps} steps left out"
-        lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({kept}), {self.param_count} parameters, "
+        lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({kept}), {_describe('param_count', self.param_count)}, "
                  f"IsoFLOP window {win}; "
                  f"{self.n_valid_budgets} of {self.n_budgets} budgets have a minimum inside their sizes; "
                  f"{self.n_bootstrap} paired trunk resamples, {pct} % intervals",
-                 f"  Approach 2 : a = {self.a2:.3f} [{self.a2_ci[0]:.3f}, {self.a2_ci[1]:.3f}]  "
-                 f"(failed resamples: {self.a2_failed})",
-                 f"  joint fit  : a = {self.a_joint:.3f} [{self.a_joint_ci[0]:.3f}, {self.a_joint_ci[1]:.3f}]  "
+                 f"  Approach 2 : a = {self.a2:.3f} {_fmt_ci(self.a2_ci)}  (failed resamples: {self.a2_failed})",
+                 f"  joint fit  : a = {self.a_joint:.3f} {_fmt_ci(self.a_joint_ci)}  "
                  f"(failed resamples: {self.a_joint_failed}; C from {self.C_range[0]:.3g} to {self.C_range[1]:.3g})",
                  "  " + self.verdict()]
         return "\n".join(lines)
+
+
+def _fmt_ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if np.all(np.isfinite(ci)) else "[no interval: too few resamples succeeded]"
 
 
 def _joint_part(r: _Runs, W: np.ndarray, n_starts, workers) -> tuple:
@@ -392,9 +403,10 @@ class SensitivityTable:
         def est(k):
             if not np.isfinite(row[k]):
                 return "n/a"
-            ci = (row[k + "_lo"], row[k + "_hi"])
-            return f"{row[k]:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if k == "diff" else \
-                f"{row[k]:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+            fmt = "{:+.2f}" if k == "diff" else "{:.2f}"
+            lo, hi = row[k + "_lo"], row[k + "_hi"]
+            ci = f"[{fmt.format(lo)}, {fmt.format(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "[no interval]"
+            return f"{fmt.format(row[k])} {ci}"
         return [row["varied"], row["setting"], str(row["n_runs"]), est("a2"), str(row["a2_failed"]), est("a_joint"),
                 str(row["a_joint_failed"]), est("diff"), row["note"]]
 
@@ -434,7 +446,7 @@ def _describe(key: str, value) -> str:
         return "all points" if value is None else f"±{value} rungs"
     if key == "min_steps":
         return "every run" if value is None else f"runs of {value} steps or more"
-    return f"{value} parameters"
+    return f"{value.replace('_', '-')} parameters"
 
 
 def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence | None = None,
