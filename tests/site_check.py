@@ -17,8 +17,8 @@ book build with ``--skip-without-chromium``. For each page it checks:
   ``\\text{...}``, and as many of them typeset by MathJax;
 * **accessibility**: axe-core (Deque's rules, the npm package that ``make axe-core`` installs)
   audits the rendered page with its WCAG 2.1 A and AA rules (tags ``wcag2a``, ``wcag2aa``,
-  ``wcag21a``, ``wcag21aa``); any violation fails, named by rule, impact and the elements' CSS
-  selectors. Every image has alt text that is not empty and not a file name (what Sphinx writes
+  ``wcag21a``, ``wcag21aa``), and its colour contrast again in the theme's dark mode; any
+  violation fails, named by rule, impact and the elements' CSS selectors. Every image has alt text that is not empty and not a file name (what Sphinx writes
   when a figure has none), and on a translated page not the English page's text when the
   edition's catalogs translate it.
 
@@ -417,16 +417,18 @@ WCAG_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
 MAX_SELECTORS = 6  # elements named per violated rule
 
 
-def axe_problems(result: dict, shown: int = MAX_SELECTORS) -> list[str]:
+def axe_problems(result: dict, shown: int = MAX_SELECTORS, mode: str = "") -> list[str]:
     """One message per WCAG rule that axe-core found violated on a page (``result``: what
-    :data:`_AXE_RUN` returned): the rule, its impact, what it asks, and the elements' selectors."""
+    :data:`_AXE_RUN` returned): the rule, its impact, what it asks, and the elements' selectors.
+    ``mode`` names the colour mode audited, when it is not the default (e.g. ``"dark mode"``)."""
+    where = f" in {mode}" if mode else ""
     if "error" in result:
-        return [f"the accessibility audit (axe-core) failed to run: {result['error']}"]
+        return [f"the accessibility audit (axe-core){where} failed to run: {result['error']}"]
     problems = []
     for v in result.get("violations", []):
         nodes = v.get("nodes", [])
         named = "; ".join(nodes[:shown]) + (f"; ... and {len(nodes) - shown} more" if len(nodes) > shown else "")
-        problems.append(f"WCAG violation {v.get('id')} ({v.get('impact') or 'no impact given'}): "
+        problems.append(f"WCAG violation {v.get('id')}{where} ({v.get('impact') or 'no impact given'}): "
                         f"{v.get('help', '')}; {len(nodes)} element(s): {named}")
     return problems
 
@@ -522,11 +524,13 @@ def check_page(chrome, site: Path, page: str, shots: Path,
         problems.append(f"the page check itself failed: {result['error']}")
         result = {"html": chrome.page_source, "broken_images": [], "formulas": 0}
     chrome.save_screenshot(str(shots / screenshot_name(page)))
+    built = (site / page).read_text(encoding="utf-8", errors="replace")
+    parsed_built = parse_page(built)
+    if axe is not None and not parsed_built.redirect and "error" not in result:
+        problems += audit(chrome, axe)  # before the log is read: it is this page's
     for entry in chrome.get_log("browser"):
         if entry.get("level") == "SEVERE":
             problems.append(f"JavaScript error: {entry.get('message', '')[:300]}")
-    built = (site / page).read_text(encoding="utf-8", errors="replace")
-    parsed_built = parse_page(built)
     # What the reader sees, from the rendered DOM; a redirect page's DOM is its target's, perhaps
     # not typeset yet (the target is checked as a page of its own).
     if not parsed_built.redirect:
@@ -537,8 +541,6 @@ def check_page(chrome, site: Path, page: str, shots: Path,
         if typeset is not None:
             typeset[page] = parsed.typeset_display
             problems += typeset_problems(page, typeset)
-        if axe is not None:
-            problems += axe_problems(audit(chrome, axe))
     # Links, editions and equations' TeX are checked on the file as built (the rendered DOM adds
     # MathJax's own elements).
     problems += broken_links(site, page, built)
@@ -561,7 +563,9 @@ def check_page(chrome, site: Path, page: str, shots: Path,
 _AXE_RUN = """
 const done = arguments[arguments.length - 1];
 if (!window.axe) { done({error: "axe-core is not on the page"}); return; }
-axe.run(document, {runOnly: {type: "tag", values: arguments[0]}, resultTypes: ["violations"]})
+// preload: false, since fetching the stylesheets again (for its CSS-object-model rules) is refused
+// on file:// pages and logs an error
+axe.run(document, {runOnly: arguments[0], resultTypes: ["violations"], preload: false})
   .then(r => done({version: axe.version, violations: r.violations.map(v => ({
     id: v.id, impact: v.impact, help: v.help,
     nodes: v.nodes.map(n => n.target.map(t => Array.isArray(t) ? t.join(" >>> ") : t).join(", "))}))}))
@@ -569,10 +573,24 @@ axe.run(document, {runOnly: {type: "tag", values: arguments[0]}, resultTypes: ["
 """
 
 
-def audit(chrome, axe: str) -> dict:
-    """Run axe-core's WCAG 2.1 A/AA rules on the page open in ``chrome`` (``axe``: axe.min.js's source)."""
+# The theme's dark mode, as its colour-mode button sets it; resolves once the new colours are drawn.
+_DARK_MODE = """
+const done = arguments[arguments.length - 1];
+document.documentElement.dataset.mode = "dark";
+document.documentElement.dataset.theme = "dark";
+requestAnimationFrame(() => requestAnimationFrame(() => done(getComputedStyle(document.body).backgroundColor)));
+"""
+
+
+def audit(chrome, axe: str) -> list[str]:
+    """Audit the page open in ``chrome`` with axe-core (``axe``: axe.min.js's source): every WCAG 2.1
+    A/AA rule in the theme's default (light) colours, then colour contrast again in its dark mode,
+    which a reader can switch to. Returns the problems (:func:`axe_problems`)."""
     chrome.execute_script(axe)
-    return chrome.execute_async_script(_AXE_RUN, list(WCAG_TAGS))
+    problems = axe_problems(chrome.execute_async_script(_AXE_RUN, {"type": "tag", "values": list(WCAG_TAGS)}))
+    chrome.execute_async_script(_DARK_MODE)
+    dark = chrome.execute_async_script(_AXE_RUN, {"type": "rule", "values": ["color-contrast"]})
+    return problems + axe_problems(dark, mode="dark mode")
 
 
 # Does the page's own font stack draw a Chinese character, rather than the box of a missing glyph?

@@ -324,3 +324,11 @@ def test_a_check_without_axe_core_says_how_to_install_it(tmp_path, monkeypatch, 
     # without Chromium, --skip-without-chromium still skips before looking for axe-core
     monkeypatch.setattr(sc, "find_browser", lambda: None)
     assert sc.main([str(tmp_path), "--skip-without-chromium"]) == 0
+
+
+def test_a_violation_in_dark_mode_says_so():
+    result = {"violations": [{"id": "color-contrast", "impact": "serious", "help": "Contrast", "nodes": ["p > a"]}]}
+    assert sc.axe_problems(result, mode="dark mode") == [
+        "WCAG violation color-contrast in dark mode (serious): Contrast; 1 element(s): p > a"]
+    assert sc.axe_problems({"error": "timeout"}, mode="dark mode") == [
+        "the accessibility audit (axe-core) in dark mode failed to run: timeout"]

@@ -308,3 +308,12 @@ def test_code_cell_toggles_are_named_by_their_visible_label(tmp_path):
     summary = html.split("<summary", 1)[1].split("</summary>", 1)[0]
     assert summary.startswith(">") and "aria-label" not in summary
     assert "Show code cell source" in summary and "Hide code cell source" in summary
+
+
+def test_bibliography_entries_become_list_items():
+    body = ('<div role="list" class="citation-list">\n<div class="citation" id="id12" role="doc-biblioentry">'
+            '<p>Ba et al.</p></div>\n</div>')
+    assert editions.list_item_citations(body) == body.replace('role="doc-biblioentry"', 'role="listitem"')
+    context = {"body": body}
+    editions._accessible_page(None, "book/bibliography", "page.html", context, None)
+    assert 'role="doc-biblioentry"' not in context["body"] and context["body"].count('role="listitem"') == 1

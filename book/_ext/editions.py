@@ -16,7 +16,9 @@ As a Sphinx extension (``_config.yml``, ``sphinx.local_extensions``) it
   image);
 * renders the "Show code cell source" toggles of hidden cells without myst-nb's fixed English
   ``aria-label``, so the name a screen reader announces is the visible, translated label
-  (:func:`visit_hidden_cell`).
+  (:func:`visit_hidden_cell`), and makes the bibliography's entries list items
+  (:func:`list_item_citations`); ``templates/`` does the same for the theme's search and
+  colour-mode buttons. ``make site-check`` audits every page with axe-core.
 
 As a script (the Makefile's ``book``, ``book-check`` and ``translate`` targets call it)::
 
@@ -433,6 +435,21 @@ def visit_hidden_cell(self, node):
     self.body.append("</summary>\n")
 
 
+def list_item_citations(body):
+    """``body`` (a page's HTML) with each bibliography entry a list item of its list.
+
+    docutils writes the bibliography as ``<div role="list">`` holding ``<div role="doc-biblioentry">``
+    entries: a role that DPUB-ARIA 1.1 deprecated, and not the list item a list must hold (axe-core:
+    ``aria-deprecated-role``, ``aria-required-children``). ``role="listitem"`` is what it replaced.
+    """
+    return body.replace('role="doc-biblioentry"', 'role="listitem"')
+
+
+def _accessible_page(app, pagename, templatename, context, doctree):
+    if isinstance(context.get("body"), str):
+        context["body"] = list_item_citations(context["body"])
+
+
 def _replace_hidden_cell_visitor(app):
     from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput
 
@@ -444,6 +461,7 @@ def setup(app):
     app.add_css_file("editions.css")
     _replace_hidden_cell_visitor(app)
     app.connect("doctree-resolved", _extract_figure_alt_texts)
+    app.connect("html-page-context", _accessible_page)
     app.connect("config-inited", _config_inited)
     app.add_transform(TranslateVerbatim)
     app.connect("doctree-read", _translate_toc_captions)
