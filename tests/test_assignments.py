@@ -1,21 +1,34 @@
-"""The autograder is tested like the rest of the course (utils/assignments.py, nbgrader).
+"""The autograder is tested like the rest of the course (utils/assignments.py, utils/grading.py, nbgrader).
 
 For every chapter with graded items, built from the chapter notebook alone: the reference answers get
 full marks; the blank student notebook gets zero on every item and runs to its end with no error outside
-the items; and a plausible wrong answer loses the marks of its item. Each chapter is built and graded in
-a course directory of its own, two chapters at a time (about three minutes on a 2-core machine).
+the items; a plausible wrong answer loses the marks of its item; answers that delegate to a course helper
+the exercise forbids, or that fake a count, lose theirs (CHEATS); correct answers that print warnings or
+progress bars keep theirs (NOISY). Each chapter is built and graded in a course directory of its own, two
+chapters at a time. Then: a course directory in use is never deleted or polluted (build, check), chapters
+are named by id, the scan of submissions flags kernel tampering, and the exchange cycle of a hub runs
+for one chapter as the instructors' page describes it.
+
+ASSIGNMENTS_NOTEBOOKS=DIR grades the chapter notebooks of DIR instead of notebooks/ (to try a change first).
 """
 import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("nbgrader")
 
-from utils import assignments  # noqa: E402
+from utils import assignments, grading  # noqa: E402
 
-CHAPTERS = {assignments.assignment_id(p): p for p in assignments.chapters()}
+NOTEBOOKS = Path(os.environ.get("ASSIGNMENTS_NOTEBOOKS") or assignments.NOTEBOOKS)
+CHAPTERS = {assignments.assignment_id(p): p for p in assignments.chapters(NOTEBOOKS)}
 
 # Chapters whose graded items are still to be marked (see "For instructors"): they must build, as a
 # notebook with title and set-up only.
@@ -71,6 +84,73 @@ WRONG = {
 }
 
 
+# Answers that must lose their items (issue 21): {assignment: {submission: {solution cell: source}}}. Every
+# item named loses all its points: a forbidden helper raises while the student's function runs, counts are
+# checked by type, randomised answers by the property that matters.
+_ALWAYS_EQUAL = """
+class _AlwaysEqual(int):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = int.__hash__
+"""
+CHEATS = {
+    "ch02": {"cheat": {
+        "ch02-encode-solution": "def bpe_encode(text, merges):\n    return bpe.BPETokenizer(merges).encode(text).tolist()\n",
+    }},
+    "ch03": {"cheat": {
+        "ch03-causal-solution": "def causal_attention(q, k, v):\n"
+                                "    return F.scaled_dot_product_attention(q, k, v, is_causal=True)\n",
+        "ch03-flops-solution": _ALWAYS_EQUAL + "\n\ndef training_flops_per_token(n_layer, d_model, n_ctx, n_vocab):\n"
+                               "    return _AlwaysEqual(0)\n",
+    }},
+    "ch04a": {"cheat": {
+        "ch04a-block-solution": "def pre_ln_block(block, h):\n    return block(h)\n",
+        "ch04a-params-solution": "def block_params(d, bias):\n    config = GPTConfig(vocab_size=8, n_ctx=8, n_layer=1, "
+                                 "n_head=1, n_embd=d, bias=bias)\n"
+                                 "    return sum(p.numel() for p in reference.Block(config).parameters())\n",
+    }},
+    "ch04b": {"cheat": {
+        "ch04b-lr-solution": "def learning_rate(step, lr, min_lr, warmup_iters, total_iters):\n"
+                             "    tc_ = TrainConfig(lr=lr, min_lr=min_lr, warmup_iters=warmup_iters, max_iters=total_iters)\n"
+                             "    return lr_at(step, tc_, total_iters)\n",
+    }},
+    "ch05": {"cheat": {
+        "ch05-loglog-solution": "def fit_loglog(x, y):\n    fit = scaling.fit_power_law(x, y)\n    return fit.a, fit.b\n",
+        "ch05-huber-solution": "def huber_loss(r, delta):\n    return scaling.huber(np.asarray(r, dtype=float), delta)\n",
+        "ch05-bootstrap-solution": "def bootstrap_alpha(x, y, n_boot, seed):\n"
+                                   "    fit = scaling.fit_saturating_power_law(x, y, n_bootstrap=n_boot, seed=seed)\n"
+                                   "    return fit.alpha, fit.alpha_ci[0], fit.alpha_ci[1]\n",
+    }},
+    "ch06": {"cheat": {
+        "ch06-flops-solution": _ALWAYS_EQUAL + "\n\ndef train_flops(n_layer, d, n_ctx, n_vocab):\n    return _AlwaysEqual(0)\n",
+        "ch06-cluster-solution": "def cluster_weights(groups, rng):\n    return np.ones(len(groups), dtype=int)\n",
+    }},
+    "ch07": {"cheat": {
+        "ch07-allocation-solution": "def chinchilla_allocation(C, consts):\n    best = scaling.compute_optimal(C, consts)\n"
+                                    "    return best.N_opt, best.D_opt\n",
+        "ch07-isoflop-solution": "def isoflop_loss(N, C, consts):\n"
+                                 "    return scaling.chinchilla_loss(N, C / (6 * np.asarray(N, dtype=float)), consts)\n",
+        "ch07-penalty-solution": "def misallocation_penalty(C, factor, consts):\n"
+                                 "    best = scaling.compute_optimal(C, consts)\n    n = factor * best.N_opt\n"
+                                 "    return float(scaling.chinchilla_loss(n, C / (6 * n), consts)) - best.loss\n",
+    }},
+}
+
+# Correct answers that write to stderr (a NumPy warning, a progress bar) and must keep all their points:
+# {assignment: {submission: [(solution cell, text of the reference answer, replacement)]}}.
+NOISY = {
+    "ch01": {"noisy": [
+        ("ch01-temperature-solution",  # log(0) = -inf, with a divide-by-zero RuntimeWarning on stderr
+         "    scaled = np.full(p.shape, -np.inf)\n    scaled[p > 0] = np.log(p[p > 0]) / tau\n",
+         "    scaled = np.log(p) / tau\n"),
+    ]},
+    "ch05": {"noisy": [
+        ("ch05-bootstrap-solution", "for _ in range(n_boot):", "for _ in tqdm(range(n_boot), desc=\"bootstrap\"):"),
+    ]},
+}
+
+
 def _mutate(reference: dict[str, str], changes) -> dict[str, str]:
     answers = dict(reference)
     for cell, old, new in changes:
@@ -91,9 +171,13 @@ def _grade(root, aid):
     assignments.submit(out, aid, "blank")
     for student, changes in WRONG.get(aid, {}).items():
         assignments.submit(out, aid, student, _mutate(reference, changes))
+    for student, answers in CHEATS.get(aid, {}).items():
+        assignments.submit(out, aid, student, {**reference, **answers})
+    for student, changes in NOISY.get(aid, {}).items():
+        assignments.submit(out, aid, student, _mutate(reference, changes))
     t1 = time.perf_counter()
     assignments.autograde(out, aid)
-    students = 2 + len(WRONG.get(aid, {}))
+    students = 2 + len(WRONG.get(aid, {})) + len(CHEATS.get(aid, {})) + len(NOISY.get(aid, {}))
     return {"summary": summary, "built_s": built, "grade_s_per_submission": (time.perf_counter() - t1) / students,
             "scores": assignments.scores(out, aid),
             "errors": {s: assignments.errors_outside_items(out, aid, s) for s in ("reference", "blank")},
@@ -188,3 +272,125 @@ def test_student_site_keeps_prompts_and_drops_solutions(path):
     before = [c for c in nb["cells"] if c["cell_type"] == "markdown" and "Exercise" in "".join(c["source"])]
     after = [c for c in stripped["cells"] if c["cell_type"] == "markdown" and "Exercise" in "".join(c["source"])]
     assert len(after) == len(before)  # the exercises are still asked
+
+
+@pytest.mark.parametrize("aid", sorted(CHEATS))
+def test_answers_that_delegate_or_fake_a_count_lose_their_marks(graded, aid):
+    for student, answers in CHEATS[aid].items():
+        scores = graded[aid]["scores"][student]
+        for cell in answers:
+            item = cell.removesuffix("-solution")
+            assert scores[item][0] == 0, f"{aid}: {student}'s answer to {item} still gets {scores[item]}"
+        kept = {gid: s for gid, s in scores.items() if gid + "-solution" not in answers and s[0] != s[1]}
+        assert not kept, f"{aid}: {student} lost points on items it answered honestly: {kept}"
+
+
+@pytest.mark.parametrize("aid", sorted(NOISY))
+def test_correct_answers_that_print_warnings_or_progress_bars_keep_their_marks(graded, aid):
+    for student in NOISY[aid]:
+        lost = {gid: s for gid, s in graded[aid]["scores"][student].items() if s[0] != s[1]}
+        assert not lost, f"{aid}: {student} (correct, writes to stderr) loses points on {lost}"
+
+
+def _students(out: Path) -> set[str]:
+    with sqlite3.connect(out / "gradebook.db") as con:
+        return {row[0] for row in con.execute("SELECT id FROM student")}
+
+
+def test_build_refuses_to_delete_a_course_in_use(graded, tmp_path):
+    out = graded["ch07"]["release"].parent.parent
+    before = _students(out)
+    with pytest.raises(ValueError, match="submitted/.*--keep.*--discard-grades"):
+        assignments.build(out, [CHAPTERS["ch07"]])
+    assert (out / "submitted" / "reference").is_dir() and _students(out) == before
+    course = tmp_path / "course"
+    (course / "feedback").mkdir(parents=True)
+    (course / "feedback" / "x.html").write_text("report")
+    (course / "grades.csv").write_text("student,score\n")
+    found = assignments.grading_data(course)
+    assert found == ["feedback/", "grades.csv"]
+    rc = assignments.main(["build", "--out", str(course), "ch07"])
+    assert rc == 2 and (course / "grades.csv").exists()
+
+
+def test_check_grades_in_a_copy_and_leaves_the_course_alone(graded, capsys):
+    out = graded["ch07"]["release"].parent.parent
+    before = _students(out), sorted(p.name for p in (out / "submitted").iterdir())
+    result = assignments.check(out, ["ch07"])["ch07"]
+    assert result["reference"] == result["total"] > 0 and result["blank"] == 0
+    assert (_students(out), sorted(p.name for p in (out / "submitted").iterdir())) == before
+
+
+def test_chapters_are_named_by_id_and_unknown_ones_are_refused(tmp_path, capsys):
+    assert assignments.resolve_chapters(["ch01", "4a", "07"], NOTEBOOKS) == [
+        CHAPTERS["ch01"], CHAPTERS["ch04a"], CHAPTERS["ch07"]]
+    assert assignments.resolve_chapters([str(CHAPTERS["ch05"])]) == [CHAPTERS["ch05"]]
+    with pytest.raises(ValueError, match="there is no chapter 'ch99'; the chapters are ch01, "):
+        assignments.resolve_chapters(["ch99"], NOTEBOOKS)
+    assert assignments.main(["check", "--out", str(tmp_path), "ch99"]) == 2
+    assert "no assignments.json" in capsys.readouterr().err
+
+
+def test_scan_flags_an_input_transformer_and_passes_honest_work(graded, tmp_path):
+    out = graded["ch03"]["release"].parent.parent
+    trick = ("def causal_attention(q, k, v):\n    raise NotImplementedError()\n\n\n"
+             "ip = get_ipython()\n"
+             "ip.input_transformers_post.append(lambda lines: [ln.replace('assert ', 'pass  # ') for ln in lines])\n")
+    cheat = assignments.submit(out, "ch03", "transformer", {"ch03-causal-solution": trick})
+    honest = out / "submitted" / "reference"
+    assert grading.scan([honest]) == []
+    found = grading.scan([cheat])
+    assert any("rewrites the code of later cells" in f for f in found), found
+    done = subprocess.run([sys.executable, "-m", "utils.grading", "scan", str(out / "submitted")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "transformer" in done.stdout and "reference" not in done.stdout
+
+
+def _nbgrader(args, cwd, exchange, **env):
+    run_env = dict(os.environ, JUPYTER_PREFER_ENV_PATH="1", PYDEVD_DISABLE_FILE_VALIDATION="1", **env)
+    run_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), run_env.get("PATH", "")])
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--Exchange.root={exchange}",
+                           f"--CourseDirectory.course_id={assignments.COURSE_ID}"],
+                          cwd=cwd, env=run_env, capture_output=True, text=True)
+    assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def test_the_exchange_cycle_of_the_instructors_page(tmp_path):
+    """release -> fetch -> submit -> collect -> autograde -> generate, release and fetch feedback, with a
+    shared exchange created as the page says (world-writable, sticky), for Chapter 7; feedback leaves the
+    hidden tests out when the generated config's ClearHiddenTests lines are switched on."""
+    course, student, exchange = tmp_path / "course", tmp_path / "student", tmp_path / "exchange"
+    exchange.mkdir(mode=0o1777)
+    os.chmod(exchange, 0o1777)
+    student.mkdir()
+    assignments.build(course, [CHAPTERS["ch07"]])
+    config = course / "nbgrader_config.py"
+    text = config.read_text(encoding="utf-8")
+    assert '# c.Exchange.root = "/srv/nbgrader/exchange"' in text and "c.IgnorePattern.enabled = True" in text
+    switched = text.replace("# c.GenerateFeedback.preprocessors", "c.GenerateFeedback.preprocessors").replace(
+        "#                                     \"nbconvert", "                                     \"nbconvert")
+    config.write_text(switched, encoding="utf-8")
+    _nbgrader(["release_assignment", "ch07"], course, exchange)
+    _nbgrader(["fetch_assignment", "ch07"], student, exchange)
+    fetched = next((student / "ch07").glob("*.ipynb"))
+    nb = assignments.load(fetched)
+    reference = assignments.solutions(course, "ch07")
+    for cell in nb["cells"]:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in reference:
+            cell["source"] = reference[gid]
+    assignments._write(fetched, nb)
+    _nbgrader(["submit", "ch07"], student, exchange)
+    _nbgrader(["collect", "ch07"], course, exchange)
+    _nbgrader(["autograde", "ch07"], course, exchange, COURSE_PROGRESS="0")
+    got = assignments.scores(course, "ch07")
+    assert len(got) == 1 and all(s == m for s, m in next(iter(got.values())).values()), got
+    _nbgrader(["generate_feedback", "ch07"], course, exchange)
+    _nbgrader(["release_feedback", "ch07"], course, exchange)
+    _nbgrader(["fetch_feedback", "ch07"], student, exchange)
+    reports = list((student / "ch07" / "feedback").rglob("*.html"))
+    assert reports, "no feedback fetched"
+    html = reports[0].read_text(encoding="utf-8")
+    assert "BEGIN HIDDEN TESTS" not in html and "BESIROGLU_2024" not in html  # a name only the hidden tests use
+    assert "chinchilla_allocation" in html
