@@ -113,3 +113,33 @@ def test_report_makes_cell_warnings_plain(capsys, monkeypatch):
     monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
     runtime.report()
     assert warnings.formatwarning("m", UserWarning, "/tmp/ipykernel_1/2.py", 1) == "UserWarning: m\n"
+
+
+def test_device_error_names_the_flag_or_the_variable(monkeypatch):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    with pytest.raises(ValueError, match="drop --device cuda"):
+        runtime.pick_device("cuda")
+    monkeypatch.setenv("COURSE_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="unset COURSE_DEVICE"):
+        runtime.pick_device()
+
+
+def test_tiny_profile_is_explained(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "tiny")
+    with pytest.raises(ValueError, match=r"utils.sweep --profile tiny"):
+        runtime.profile()
+
+
+def test_unwritable_cache_names_the_variable(monkeypatch, tmp_path):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(runtime.Path, "mkdir", denied)  # root could write anywhere: simulate the refusal
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(PermissionError, match="COURSE_CACHE_DIR points where you cannot write"):
+        runtime.cache_dir()
+    monkeypatch.delenv("COURSE_CACHE_DIR")
+    with pytest.raises(PermissionError, match="default under HOME"):
+        runtime.cache_dir()

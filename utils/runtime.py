@@ -48,12 +48,14 @@ def pick_device(override: str | None = None):
     wanted = override or os.environ.get("COURSE_DEVICE")
     if wanted:
         kind = str(wanted).split(":")[0]
+        # Say where the request came from: a --device flag (passed here as override) or the variable.
+        undo = f"drop --device {wanted}" if override else "unset COURSE_DEVICE"
         if kind == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {wanted!r} was requested but CUDA is not available here; "
-                             "use 'cpu' or unset COURSE_DEVICE.")
+                             f"use 'cpu' or {undo}.")
         if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
             raise ValueError(f"device {wanted!r} was requested but Apple MPS is not available here; "
-                             "use 'cpu' or unset COURSE_DEVICE.")
+                             f"use 'cpu' or {undo}.")
         if kind not in ("cpu", "cuda", "mps"):
             raise ValueError(f"unknown device {wanted!r}; expected 'cpu', 'cuda', 'cuda:N' or 'mps'.")
         return torch.device(wanted)
@@ -73,6 +75,9 @@ def profile() -> str:
     """
     value = os.environ.get("COURSE_PROFILE", "").strip().lower()
     if value:
+        if value == "tiny":
+            raise ValueError("COURSE_PROFILE='tiny' is not a notebook profile: 'tiny' is a grid of the sweep only "
+                             "(python -m utils.sweep --profile tiny); COURSE_PROFILE takes 'quick' or 'full'.")
         if value not in PROFILES:
             raise ValueError(f"COURSE_PROFILE={value!r} is not a profile; use one of {PROFILES}.")
         return value
@@ -98,7 +103,12 @@ def cache_dir(*parts: str) -> Path:
     root = os.environ.get("COURSE_CACHE_DIR")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / _APP
     path = base.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        source = "COURSE_CACHE_DIR" if root else "the default under HOME (~/.cache/scaling-laws-from-scratch)"
+        raise PermissionError(f"cannot create the course cache at {path}: {source} points where you cannot "
+                              "write; set COURSE_CACHE_DIR to a folder you can write to.") from None
     return path
 
 
