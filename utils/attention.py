@@ -1,7 +1,7 @@
 """Attention, written out: softmax, scaled dot-product attention, masks, positions, counts.
 
 These are the reference implementations that Chapter 3 derives with sympy and checks
-against torch; later chapters use them as the ground truth (the model of Chapter 4 is
+against torch; later chapters use them as the ground truth (the model of Chapter 4a is
 tested against :func:`attention`, :func:`count_params` and :func:`train_flops_per_token`).
 
 Shapes follow torch: a batch of sequences is ``(..., T, d)``; weights are ``(..., T_q, T_k)``.

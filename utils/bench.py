@@ -10,7 +10,7 @@ final validation loss. ``--baseline`` also times a deliberately plain training l
 model, data and steps, back to back with the same thread count, so the two can be compared
 under the same machine load; ``tokens_per_cpu_s`` (tokens per second of this process's CPU
 time) is the steadier measure on a shared machine. ``--profile STEPS`` adds where the time of a
-step goes (:func:`step_profile`). Chapter 4 discusses what makes small models slow or fast.
+step goes (:func:`step_profile`). Chapter 4b discusses what makes small models slow or fast.
 """
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def training_throughput(result, dataset, *, repeats: int = 2) -> dict:
             "tokens_per_s": tok_s, "mfu": flops_per_token * tok_s / peak if peak else None, "peak_flops": peak}
 
 
-#: Profiler operator names grouped into the parts of a training step that Chapter 4 discusses.
+#: Profiler operator names grouped into the parts of a training step that Chapter 4b discusses.
 STEP_PARTS = {
     "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
     "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu",

@@ -1,6 +1,6 @@
 """A small GPT: the decoder-only Transformer of GPT-2, written out in plain PyTorch.
 
-Chapter 4 builds it piece by piece: token and learned position embeddings, a stack of
+Chapter 4a builds it piece by piece: token and learned position embeddings, a stack of
 pre-LayerNorm blocks (causal multi-head self-attention, then a 4x-wide GELU MLP, each
 added back onto the residual stream), a final LayerNorm, and an output head that shares
 its weights with the token embedding {cite}`radford2019language`. Chapter 3 derives the
@@ -37,7 +37,7 @@ class GPTConfig:
     ``vocab_size`` tokens, a context of ``n_ctx`` tokens, ``n_layer`` blocks of width
     ``n_embd`` with ``n_head`` attention heads (``n_embd`` must be divisible by
     ``n_head``), dropout probability ``dropout`` and whether linear layers and
-    LayerNorms have biases (``bias``). Chapter 4 explains every field.
+    LayerNorms have biases (``bias``). Chapter 4a explains every field.
     """
 
     vocab_size: int
@@ -147,7 +147,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """A GPT-2-style decoder-only Transformer language model (Chapter 4).
+    """A GPT-2-style decoder-only Transformer language model (Chapter 4a).
 
     ``GPT(config)`` builds the model with GPT-2's initialisation: weights normal with
     standard deviation 0.02, biases zero, and the two residual projections of every block
@@ -235,7 +235,7 @@ class GPT(nn.Module):
 
         Each new token is drawn from ``softmax(logits / temperature)`` restricted to the
         ``top_k`` most likely tokens when ``top_k`` is given; ``temperature=0`` picks the
-        most likely token. Only the last ``n_ctx`` tokens are fed to the model. Chapter 4
+        most likely token. Only the last ``n_ctx`` tokens are fed to the model. Chapter 4a
         samples text with it.
         """
         if idx.dim() == 1:
