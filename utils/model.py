@@ -235,7 +235,7 @@ class GPT(nn.Module):
 
         Each new token is drawn from ``softmax(logits / temperature)`` restricted to the
         ``top_k`` most likely tokens when ``top_k`` is given; ``temperature=0`` picks the
-        most likely token. Only the last ``n_ctx`` tokens are fed to the model. Chapter 4a
+        most likely token. Only the last ``n_ctx`` tokens are fed to the model. Chapters 4a and 4b
         samples text with it.
         """
         if idx.dim() == 1:
