@@ -236,7 +236,7 @@ class GPT(nn.Module):
         Each new token is drawn from ``softmax(logits / temperature)`` restricted to the
         ``top_k`` most likely tokens when ``top_k`` is given; ``temperature=0`` picks the
         most likely token. Only the last ``n_ctx`` tokens are fed to the model. Chapters 4a and 4b
-        samples text with it.
+        sample text with it.
         """
         if idx.dim() == 1:
             raise ValueError(f"idx must have shape (batch, time), got shape {tuple(idx.shape)}; "
