@@ -1,7 +1,8 @@
 """Open every page of the built website in headless Chromium and check what a reader would see.
 
-``make site-check`` runs ``python tests/site_check.py _build/html``; ``make test`` runs it after the
-book build with ``--skip-without-chromium``. For each page it checks:
+``make site-check`` runs ``python tests/site_check.py --axe <axe.min.js> _build/html`` (``make axe-core``
+installs axe-core from the npm registry first); ``make test`` runs it after the book build with
+``--skip-without-chromium``. For each page it checks:
 
 * **maths**: after MathJax has run, no text outside code still holds TeX (``\\(``, ``\\[``, ``$$``,
   ``\\begin{``, ...), and MathJax reported no TeX error;
@@ -573,11 +574,21 @@ axe.run(document, {runOnly: arguments[0], resultTypes: ["violations"], preload: 
 """
 
 
-# The theme's dark mode, as its colour-mode button sets it; resolves once the new colours are drawn.
-_DARK_MODE = """
+# Colours are audited as they end up, not halfway through the theme's transitions (its buttons fade
+# their colours over 0.15 s): transitions and animations off, then two frames drawn.
+_SETTLE = """
 const done = arguments[arguments.length - 1];
-document.documentElement.dataset.mode = "dark";
-document.documentElement.dataset.theme = "dark";
+if (!document.getElementById("site-check-settle")) {
+  const style = document.createElement("style");
+  style.id = "site-check-settle";
+  style.textContent = "*, *::before, *::after { transition: none !important; animation: none !important; }";
+  document.head.appendChild(style);
+}
+if (arguments[0]) {  // the theme's dark mode, as its colour-mode button sets it
+  document.documentElement.dataset.mode = "dark";
+  document.documentElement.dataset.theme = "dark";
+}
+document.body.getBoundingClientRect();
 requestAnimationFrame(() => requestAnimationFrame(() => done(getComputedStyle(document.body).backgroundColor)));
 """
 
@@ -587,8 +598,9 @@ def audit(chrome, axe: str) -> list[str]:
     A/AA rule in the theme's default (light) colours, then colour contrast again in its dark mode,
     which a reader can switch to. Returns the problems (:func:`axe_problems`)."""
     chrome.execute_script(axe)
+    chrome.execute_async_script(_SETTLE, False)
     problems = axe_problems(chrome.execute_async_script(_AXE_RUN, {"type": "tag", "values": list(WCAG_TAGS)}))
-    chrome.execute_async_script(_DARK_MODE)
+    chrome.execute_async_script(_SETTLE, True)
     dark = chrome.execute_async_script(_AXE_RUN, {"type": "rule", "values": ["color-contrast"]})
     return problems + axe_problems(dark, mode="dark mode")
 
