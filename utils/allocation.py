@@ -139,10 +139,12 @@ def _prepare(runs, param_count: str, min_steps, cost) -> _Runs:
     else:
         keep = np.ones(len(runs), dtype=bool)
     kept = [r for r, k in zip(runs, keep) if k]
-    if len({r["trunk"] for r in kept}) < 5:
-        raise ValueError(f"after leaving out runs under min_steps={min_steps} steps, {len(kept)} runs from "
-                         f"{len({r['trunk'] for r in kept})} trunks remain; a trunk bootstrap needs at least 5 "
-                         "trunks. Lower min_steps.")
+    n_trunks = len({r["trunk"] for r in kept})
+    if n_trunks < 5:
+        raise ValueError(f"the runs come from {len({r['trunk'] for r in runs})} trunks" +
+                         ("" if min_steps is None else f", {n_trunks} of them with runs of {min_steps} steps or more") +
+                         "; a trunk bootstrap needs at least 5 trunks. " +
+                         ("Add model sizes." if min_steps is None else "Lower min_steps."))
     budget = np.array([np.nan if r["budget"] is None else float(r["budget"]) for r in kept])
     N = _positive(field_N, _column(kept, field_N), kept)
     if cost is not None:
