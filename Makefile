@@ -1,5 +1,5 @@
 # The two commands: `make book` (build the website) and `make test` (everything CI checks).
-# Both set up .venv first; nothing needs to be installed by hand beyond Python 3.10+.
+# Both set up .venv first; nothing needs to be installed by hand beyond Python 3.11+.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -42,7 +42,8 @@ help:
 	@echo "make book-student the website without solutions, in _build/student-src/_build/html/"
 	@echo "make lab     start JupyterLab on the notebooks"
 	@echo "make strip   remove outputs from the notebooks (they are committed without outputs)"
-	@echo "make sync-setup  after changing the repository URL in _config.yml: rewrite the notebooks' set-up cells"
+	@echo "make sync-setup  after changing the repository URL in _config.yml: rewrite the notebooks' set-up cells,"
+	@echo "             the footer's licence link and CITATION.cff"
 	@echo "make clean   remove build outputs"
 	@echo "make clean-cache  remove cached runs: \$$COURSE_CACHE_DIR (make's default: .cache/) and ~/.cache/scaling-laws-from-scratch"
 	@echo "make gpu-check  on a CUDA machine: CUDA tests, Chapter 4b's full run, precisions, TF32, compile, a sweep trunk"
@@ -78,8 +79,12 @@ translate: setup
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_assignments.py
 
+# Then prints the seconds each notebook took (tests/notebook_times.py; the instructors' run-time table).
 nbval: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 notebooks
+	mkdir -p _build
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 \
+		--junitxml=_build/nbval-junit.xml notebooks
+	$(BIN)/python tests/notebook_times.py _build/nbval-junit.xml
 
 book-check: setup
 	$(BIN)/jupyter-book build -W -n --keep-going .
@@ -138,7 +143,8 @@ bench: setup
 assignments: setup
 	$(BIN)/python -m utils.assignments build --out _build/assignments
 
-# Every chapter's assignment graded with reference, blank and wrong answers (about 2-3 minutes).
+# Every chapter's assignment graded with reference, blank, wrong and cheating answers, and one exchange cycle
+# (a few minutes).
 assignments-check: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_assignments.py
 
