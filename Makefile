@@ -124,8 +124,9 @@ lint-workflows: setup
 	$(BIN)/actionlint -shellcheck= .github/workflows/*.yml
 	@echo "lint-workflows: $$(ls .github/workflows/*.yml | wc -l) workflow(s) pass actionlint"
 
-# CITATION.cff validated by cffconvert, in a small venv of its own: cffconvert pins jsonschema<4, Jupyter needs 4.
-TOOLS := .venv-tools
+# CITATION.cff validated by cffconvert, in a small venv of its own inside .venv/ (which the book build skips):
+# cffconvert pins jsonschema<4, Jupyter needs 4.
+TOOLS := $(VENV)/cffconvert
 $(TOOLS)/.installed:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet cffconvert==2.0.0
