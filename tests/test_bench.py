@@ -117,3 +117,8 @@ def test_cli_refuses_bad_arguments():
         bench.main(["--iters", "0"])
     with pytest.raises(ValueError, match="profile"):
         bench.main(["--profile", "-1"])
+
+
+def test_threads_flag_below_one_names_the_flag():
+    with pytest.raises(ValueError, match="--threads must be at least 1"):
+        bench.main(["--threads", "0", "--iters", "1"])

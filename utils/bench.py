@@ -340,6 +340,8 @@ def main(argv=None) -> dict:
         raise ValueError(f"--iters must be positive, got {args.iters}.")
     if args.profile < 0:
         raise ValueError(f"--profile must be a number of steps >= 0, got {args.profile}.")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}; leave it out to let the trainer choose.")
     out = reference_run(args.iters, args.compile, args.threads, args.baseline, not args.no_progress, args.profile)
     print(json.dumps(out), flush=True)
     return out
