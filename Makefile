@@ -88,7 +88,7 @@ nbval: setup
 
 book-check: setup
 	$(BIN)/jupyter-book build -W -n --keep-going .
-	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py build $$lang || exit 1; done  # --strict dropped for now: glue roles in translated text warn (see the closing note of 3 December)
+	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py build $$lang --strict || exit 1; done
 	@echo "Website: $(CURDIR)/_build/html/index.html (中文版: $(CURDIR)/_build/html/zh_CN/index.html)"
 
 # axe-core, Deque's accessibility rules, which site-check injects into every page to audit it against

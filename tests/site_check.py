@@ -42,6 +42,7 @@ import re
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -83,6 +84,7 @@ class PageHTML:
     display_maths: list[str] = field(default_factory=list)  # TeX of each display equation (div.math), as built
     typeset_display: int = 0                             # display equations MathJax typeset (<mjx-container display="true">)
     images: list[tuple[str, str | None]] = field(default_factory=list)  # (src, alt; None without one) of each <img>
+    pasted: list[str] = field(default_factory=list)      # text of each value a notebook glued in (span.pasted-text)
 
 
 class _Parser(HTMLParser):
@@ -92,6 +94,7 @@ class _Parser(HTMLParser):
         self._stack: list[tuple[str, bool]] = []  # (tag, inside a skipped element)
         self._maths: tuple[int, list[str]] | None = None  # (stack depth of an open div.math, its text)
         self._eqno: int | None = None  # stack depth of an open span.eqno (an equation's number)
+        self._pasted: tuple[int, list[str]] | None = None  # (stack depth of an open span.pasted-text, its text)
 
     def _skipping(self) -> bool:
         return bool(self._stack) and self._stack[-1][1]
@@ -130,6 +133,8 @@ class _Parser(HTMLParser):
         classes = set(attrs.get("class", "").split())
         if not closes and tag == "div" and "math" in classes and self._maths is None:
             self._maths = (len(self._stack), [])
+        if not closes and tag == "span" and "pasted-text" in classes and self._pasted is None:
+            self._pasted = (len(self._stack), [])
         if not closes and "eqno" in classes and self._maths is not None and self._eqno is None:
             self._eqno = len(self._stack)
         if not closes:
@@ -143,12 +148,17 @@ class _Parser(HTMLParser):
                 del self._stack[i:]
                 if self._eqno is not None and len(self._stack) <= self._eqno:
                     self._eqno = None
+                if self._pasted is not None and len(self._stack) <= self._pasted[0]:
+                    self.page.pasted.append("".join(self._pasted[1]).strip())
+                    self._pasted = None
                 if self._maths is not None and len(self._stack) <= self._maths[0]:
                     self.page.display_maths.append(_display_tex("".join(self._maths[1])))
                     self._maths = None
                 return
 
     def handle_data(self, data):
+        if self._pasted is not None:
+            self._pasted[1].append(data)
         if self._maths is not None and self._eqno is None:
             self._maths[1].append(data)
         if data.strip() and not self._skipping():
@@ -354,6 +364,19 @@ def display_maths_problems(parsed: PageHTML, english: PageHTML | None = None) ->
     return problems
 
 
+def pasted_value_problems(parsed: PageHTML, english: PageHTML) -> list[str]:
+    """A translated page must show every value its notebook glued into the English page's prose
+    (``{glue:text}`` roles, span.pasted-text), the same values, in any order (a translation may
+    reorder a sentence): a role that failed in translation leaves nothing on the page."""
+    missing = Counter(english.pasted) - Counter(parsed.pasted)
+    extra = Counter(parsed.pasted) - Counter(english.pasted)
+    if not missing and not extra:
+        return []
+    return [f"glued values differ from the English page's: {len(parsed.pasted)} against "
+            f"{len(english.pasted)}; missing {sorted(missing.elements())}, not on the English page "
+            f"{sorted(extra.elements())}"]
+
+
 def typeset_problems(page: str, typeset: dict[str, int], editions=EDITIONS) -> list[str]:
     """A translated page whose MathJax typeset a different number of display equations than the
     English page's (``typeset``: page -> count, from :attr:`PageHTML.typeset_display` after MathJax)."""
@@ -550,6 +573,7 @@ def check_page(chrome, site: Path, page: str, shots: Path,
     if english is not None and (site / english).is_file():
         english_built = parse_page((site / english).read_text(encoding="utf-8", errors="replace"))
         problems += display_maths_problems(parsed_built, english_built)
+        problems += pasted_value_problems(parsed_built, english_built)
         problems += alt_text_problems(parsed_built, english_built, translated)
     else:
         problems += display_maths_problems(parsed_built)

@@ -332,3 +332,19 @@ def test_a_violation_in_dark_mode_says_so():
         "WCAG violation color-contrast in dark mode (serious): Contrast; 1 element(s): p > a"]
     assert sc.axe_problems({"error": "timeout"}, mode="dark mode") == [
         "the accessibility audit (axe-core) in dark mode failed to run: timeout"]
+
+
+def _glued_page(*values, prose="The loss is"):
+    spans = " ".join(f'<span class="pasted-text">{v}</span>' for v in values)
+    return f'<html lang="en"><body><p>{prose} {spans} bits/char.</p></body></html>'
+
+
+def test_a_translated_page_shows_every_glued_value():
+    en = sc.parse_page(_glued_page("2.767", "320"))
+    assert en.pasted == ["2.767", "320"]
+    assert sc.pasted_value_problems(sc.parse_page(_glued_page("320", "2.767", prose="损失为")), en) == []
+    # a glue role that failed in translation leaves nothing on the page
+    (problem,) = sc.pasted_value_problems(sc.parse_page(_glued_page("320", prose="损失为")), en)
+    assert "missing ['2.767']" in problem
+    (problem,) = sc.pasted_value_problems(sc.parse_page(_glued_page("2.767", "321")), en)
+    assert "missing ['320']" in problem and "['321']" in problem

@@ -11,6 +11,7 @@ The tiny builds below show the translated edition's display equations reaching t
 (``editions.TranslateVerbatim``) and what they became without it (``\\[::\\]``).
 """
 import importlib.util
+import io
 import json
 import sys
 from pathlib import Path
@@ -317,3 +318,61 @@ def test_bibliography_entries_become_list_items():
     context = {"body": body}
     editions._accessible_page(None, "book/bibliography", "page.html", context, None)
     assert 'role="doc-biblioentry"' not in context["body"] and context["body"].count('role="listitem"') == 1
+
+
+# A tiny notebook whose prose pastes a glued value ({glue:text}), translated.
+GLUE_PROSE = "The loss is {glue:text}`loss:.3f` bits/char."
+GLUE_PROSE_ZH = "损失为 {glue:text}`loss:.3f` 比特/字符。"
+
+
+def _glue_build(tmp_path, language, fallback=True):
+    """Build a one-notebook book whose executed cell glued ``loss`` (nothing executed at build time)."""
+    import nbformat
+    from sphinx import locale
+    from sphinx.application import Sphinx
+
+    src = tmp_path / "src-glue"
+    if not src.exists():
+        src.mkdir()
+        (src / "index.md").write_text("# Book\n\n```{toctree}\nglued\n```\n", encoding="utf-8")
+        cell = nbformat.v4.new_code_cell('glue("loss", 2.7672)')
+        cell.outputs = [nbformat.v4.new_output(
+            "display_data", data={"application/papermill.record/text/plain": "2.7672"},
+            metadata={"scrapbook": {"name": "loss", "mime_prefix": "application/papermill.record/"}})]
+        nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("# Glued\n\n" + GLUE_PROSE)])
+        nbformat.write(nb, src / "glued.ipynb")
+        _po(src / "locales" / "zh_CN" / "LC_MESSAGES" / "glued.po", {"Glued": "粘贴", GLUE_PROSE: GLUE_PROSE_ZH})
+    conf = {"extensions": ["myst_nb"], "nb_execution_mode": "off", "language": language,
+            "locale_dirs": ["locales/"], "gettext_compact": False}
+    out = tmp_path / f"html-{language}-{fallback}"
+    saved = dict(locale.translators)
+    from myst_nb.ext.glue import directives, roles, utils
+    saved_retrieve = roles.retrieve_glue_data, directives.retrieve_glue_data
+    warnings = io.StringIO()
+    try:
+        roles.retrieve_glue_data = directives.retrieve_glue_data = utils.retrieve_glue_data  # myst-nb's own
+        if fallback:
+            editions._install_glue_fallback()
+        app = Sphinx(src, None, out, out / ".doctrees", "html", confoverrides=conf,
+                     status=None, warning=warnings, freshenv=True)
+        app.build()
+    finally:
+        locale.translators.clear()
+        locale.translators.update(saved)
+        roles.retrieve_glue_data, directives.retrieve_glue_data = saved_retrieve
+    return (Path(app.outdir) / "glued.html").read_text(encoding="utf-8"), warnings.getvalue()
+
+
+def test_a_translated_paragraph_pastes_the_glued_value(tmp_path):
+    page, warnings = _glue_build(tmp_path, "zh_CN")
+    assert "损失为" in page and '<span class="pasted-text">2.767</span>' in page, warnings
+    assert "glue data" not in warnings
+    page, _ = _glue_build(tmp_path, "en")
+    assert "The loss is" in page and '<span class="pasted-text">2.767</span>' in page
+
+
+def test_without_the_fallback_a_translated_paragraph_loses_the_value(tmp_path):
+    # myst-nb alone: the translated paragraph is parsed without the page's glue data
+    page, warnings = _glue_build(tmp_path, "zh_CN", fallback=False)
+    assert "损失为" in page and "pasted-text" not in page
+    assert "No key 'loss' found in glue data" in warnings

@@ -14,6 +14,8 @@ As a Sphinx extension (``_config.yml``, ``sphinx.local_extensions``) it
   page's catalog even though the extraction executes nothing, so a translated edition's figures
   carry translated alt text (:func:`figure_alt_texts`; Sphinx's own translation step puts it on the
   image);
+* in a translated edition, lets a translated paragraph's ``{glue:text}`` roles find the notebook's
+  glued values (:func:`_retrieve_glue_data`);
 * renders the "Show code cell source" toggles of hidden cells without myst-nb's fixed English
   ``aria-label``, so the name a screen reader announces is the visible, translated label
   (:func:`visit_hidden_cell`), and makes the bibliography's entries list items
@@ -295,6 +297,44 @@ class TranslateVerbatim(SphinxTransform):
             translate_verbatim(self.document, _page_catalog(self.app, self.env.docname))
 
 
+# myst-nb keeps a notebook's glued values on the page's document (``document["nb_renderer"]``) while
+# it parses the page. Sphinx's ``Locale`` transform then parses each translated paragraph as a small
+# document of its own, which has none, so every glue role in a translated paragraph failed ("No key
+# ... found in glue data for this document") and the Chinese page lost the number. The roles of the
+# English paragraph, parsed first, note the page's renderer (in the environment's per-page
+# ``temp_data``, cleared after each page); the translated paragraph's roles are given it.
+_GLUE_RENDERER = "editions_nb_renderer"
+
+
+def _retrieve_glue_data(document, key, _retrieve=None):
+    """myst-nb's ``retrieve_glue_data``, falling back to the page's renderer in a translated paragraph."""
+    from myst_nb.ext.glue import utils
+
+    retrieve = _retrieve or utils.retrieve_glue_data
+    env = getattr(document.settings, "env", None)
+    if env is not None:
+        if "nb_renderer" in document:
+            env.temp_data[_GLUE_RENDERER] = document["nb_renderer"]
+        elif _GLUE_RENDERER in env.temp_data:
+            document["nb_renderer"] = env.temp_data[_GLUE_RENDERER]
+            try:
+                return retrieve(document, key)
+            finally:  # the paragraph's nodes join the page, which is pickled: no renderer left on it
+                del document["nb_renderer"]
+    return retrieve(document, key)
+
+
+def _install_glue_fallback():
+    """Point myst-nb's glue roles and directives at :func:`_retrieve_glue_data` (once)."""
+    from functools import partial
+
+    from myst_nb.ext.glue import directives, roles, utils
+
+    for module in (roles, directives):
+        if getattr(module.retrieve_glue_data, "func", None) is not _retrieve_glue_data:
+            module.retrieve_glue_data = partial(_retrieve_glue_data, _retrieve=utils.retrieve_glue_data)
+
+
 def _translate_toc_captions(app, doctree):
     """Translate the table of contents' part captions (Start here, Chapters, ...).
 
@@ -464,6 +504,7 @@ def setup(app):
     app.connect("html-page-context", _accessible_page)
     app.connect("config-inited", _config_inited)
     app.add_transform(TranslateVerbatim)
+    _install_glue_fallback()
     app.connect("doctree-read", _translate_toc_captions)
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _write_site_pot)
