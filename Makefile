@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Long work (corpus, tokenizers, training runs, the sweep) is cached here by configuration,
-# so within one `make test` the notebooks' nbval run pays for it and the book build reuses it.
+# so within one `make test` the book build pays for it and the autograder's checks reuse it.
 export COURSE_CACHE_DIR ?= $(CURDIR)/.cache
 # Run sizes: `make book` lets utils.runtime choose (full on a CUDA GPU, quick elsewhere);
 # the test targets run the quick profile unless COURSE_PROFILE says otherwise.
@@ -23,12 +23,12 @@ book book-student test unit nbval assignments-check book-check: export COURSE_PR
 
 help:
 	@echo "make book    set up, execute every notebook, write the website to _build/html/ (Chinese edition: _build/html/zh_CN/)"
-	@echo "make test    everything CI checks: unit, nbval, assignments-check, book-check, site-check, colab-check,"
-	@echo "             lint-workflows, citation-check"
+	@echo "make test    everything CI checks: lint-workflows, citation-check, unit, book-check (which executes every"
+	@echo "             notebook once), assignments-check, colab-check, site-check"
 	@echo "make setup   create .venv and install the pinned requirements (every other target does this first)"
 	@echo "make unit    the unit tests (tests/, without the autograder's)"
-	@echo "make nbval   execute every notebook with nbval (quick profile)"
-	@echo "make book-check  both editions built with warnings as errors"
+	@echo "make nbval   execute every notebook with nbval (quick profile); make test executes them in book-check"
+	@echo "make book-check  both editions built with warnings as errors; every notebook executed (quick profile)"
 	@echo "make site-check  open every page of _build/html in headless Chromium: maths, images, JS errors, links,"
 	@echo "             alt text, and axe-core's WCAG 2.1 A/AA audit"
 	@echo "make axe-core  install axe-core $(AXE_VERSION) from the npm registry into .venv/ (site-check does it first)"
@@ -74,8 +74,8 @@ book: setup
 translate: setup
 	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py update --language $$lang || exit 1; done
 
-# The autograder's tests are left to assignments-check, which runs after nbval: graded notebooks may then
-# read what nbval's run left in the course cache.
+# The autograder's tests are left to assignments-check, which runs after the book build: graded notebooks
+# may then read what the build's execution left in the course cache.
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_assignments.py
 
@@ -86,8 +86,12 @@ nbval: setup
 		--junitxml=_build/nbval-junit.xml notebooks
 	$(BIN)/python tests/notebook_times.py _build/nbval-junit.xml
 
+# The English build executes every notebook (a cell that raises fails it and prints its traceback:
+# execute.raise_on_error and nb_execution_show_tb in _config.yml), so `make test` needs no separate nbval
+# run; the seconds each notebook took are printed after it.
 book-check: setup
 	$(BIN)/jupyter-book build -W -n --keep-going .
+	$(BIN)/python tests/notebook_times.py --jupyter-cache _build/.jupyter_cache
 	for lang in $(EDITIONS); do $(BIN)/python book/_ext/editions.py build $$lang --strict || exit 1; done
 	@echo "Website: $(CURDIR)/_build/html/index.html (中文版: $(CURDIR)/_build/html/zh_CN/index.html)"
 
@@ -109,7 +113,7 @@ site-check: setup $(AXE)
 
 # After the book build, the browser check of every page (skipped, with a message, without Chromium;
 # axe-core is installed where npm is, and the check says what is missing where Chromium is and it is not).
-test: lint-workflows citation-check unit nbval assignments-check book-check colab-check $(if $(shell command -v npm),$(AXE))
+test: lint-workflows citation-check unit book-check assignments-check colab-check $(if $(shell command -v npm),$(AXE))
 	$(BIN)/python tests/site_check.py --skip-without-chromium --axe $(AXE) _build/html
 
 # The Colab path (tests/colab_check.py): a clean venv with Colab's kind of libraries and a stand-in

@@ -26,3 +26,37 @@ def test_a_report_without_cases_is_refused(tmp_path):
     path.write_text('<testsuites><testsuite name="pytest"/></testsuites>')
     with pytest.raises(ValueError, match="no test cases"):
         notebook_times.notebook_seconds(str(path))
+
+
+def _executed_cache(tmp_path, seconds):
+    """A jupyter-cache directory holding one executed notebook, as the book build leaves it."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    path = tmp_path / "one.ipynb"
+    nbformat.write(nb, path)
+    cache = get_cache(tmp_path / "cache")
+
+    from jupyter_cache.base import CacheBundleIn
+    executed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1", outputs=[], execution_count=1)])
+    cache.cache_notebook_bundle(CacheBundleIn(executed, str(path), data={"execution_seconds": seconds}),
+                                check_validity=False)
+    return tmp_path / "cache", path
+
+
+def test_seconds_come_from_the_book_builds_execution_cache(tmp_path, capsys):
+    cache, path = _executed_cache(tmp_path, 12.5)
+    times = notebook_times.cached_seconds(str(cache), [path])
+    assert list(times) == ["one.ipynb"] and times["one.ipynb"][0] == 12.5
+
+
+def test_a_notebook_the_build_did_not_execute_is_named(tmp_path):
+    cache, path = _executed_cache(tmp_path, 1.0)
+    import nbformat
+    other = tmp_path / "two.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("2 + 2")]), other)
+    with pytest.raises(ValueError, match="two.ipynb"):
+        notebook_times.cached_seconds(str(cache), [path, other])
+    with pytest.raises(ValueError, match="not a jupyter-cache directory"):
+        notebook_times.cached_seconds(str(tmp_path / "nothing"), [path])
