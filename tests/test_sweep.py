@@ -250,16 +250,85 @@ def test_resume_trains_only_the_missing_points(dataset):
     assert calls[-1][1] == victim["steps"] and calls[-1][2] == []
 
 
-def test_a_line_cut_by_a_kill_is_trained_again(dataset):
+def _damage_reports(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("Damaged result skipped:")]
+
+
+def test_a_line_cut_by_a_kill_is_reported_trained_again_and_removed(dataset, capsys):
     calls = []
     run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False, max_trunks=1)
     path = results_path(SMALL)
     lines = path.read_text().splitlines()
+    victim = json.loads(lines[-1])["run"]
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])  # the last write was interrupted
-    assert len(load_results(path)) == len(lines) - 1
+    capsys.readouterr()
+    assert [r["run"] for r in load_results(path)] == [json.loads(x)["run"] for x in lines[:-1]]
+    (report,) = _damage_reports(capsys.readouterr().err)
+    assert f"{path}, line {len(lines)} " in report and f"point {victim} " in report and "trained again" in report
+    n_calls = len(calls)
     results = run_sweep(SMALL, dataset=dataset, train_fn=fake_train(calls), progress=False)
-    assert len(results) == len(plan(SMALL))
-    assert len(load_results(path)) == len(plan(SMALL))  # the new lines did not glue onto the broken one
+    assert len(results) == len(plan(SMALL)) and victim in {r["run"] for r in results}
+    assert len(_damage_reports(capsys.readouterr().err)) == 1  # said once, before training
+    victim_steps = next(p["steps"] for p in plan(SMALL) if p["run"] == victim)
+    assert any(victim_steps == steps or victim_steps in branches
+               for _, steps, branches in calls[n_calls:])  # the victim's point was trained again
+    # the damaged line is gone: every line of the file is a whole result, one per point
+    assert [json.loads(x)["run"] for x in path.read_text().splitlines()] == [r["run"] for r in load_results(path)]
+    assert sorted(r["run"] for r in load_results(path)) == sorted(p["run"] for p in plan(SMALL))
+    load_results(path)
+    assert _damage_reports(capsys.readouterr().err) == []  # nothing left to report
+
+
+def test_a_line_that_is_json_but_not_a_result_is_damage_too(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    good = json.dumps({"run": "a", "x": 1})
+    path.write_text(good + "\n\n[1, 2]\n" + json.dumps({"x": 2}) + "\n")
+    assert load_results(path) == [{"run": "a", "x": 1}]
+    reports = _damage_reports(capsys.readouterr().err)
+    assert len(reports) == 2 and f"{path}, line 3 " in reports[0] and f"{path}, line 4 " in reports[1]
+    assert all("the point it held counts as not done and will be trained again" in r for r in reports)
+    sweep._append(path, [{"run": "b"}])  # the next write drops both damaged lines and the blank one
+    assert path.read_text() == good + "\n" + json.dumps({"run": "b"}) + "\n"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_damaged_copy_of_a_point_that_another_line_holds_says_nothing_is_retrained(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    whole = json.dumps({"run": "C1e+10-L2-d4", "loss": 2.5})
+    path.write_text(whole[:25] + "\n" + whole + "\n")  # an old file: the cut line, then the point retrained
+    assert load_results(path) == [json.loads(whole)]
+    (report,) = _damage_reports(capsys.readouterr().err)
+    assert "line 1 " in report and "line 2 holds point C1e+10-L2-d4 intact, so nothing is trained again" in report
+
+
+def test_a_good_file_is_read_and_appended_without_a_report(dataset, capsys):
+    run_sweep(SMALL, dataset=dataset, train_fn=fake_train([]), progress=False, max_trunks=1)
+    run_sweep(SMALL, dataset=dataset, train_fn=fake_train([]), progress=False)
+    load_results(results_path(SMALL))
+    assert _damage_reports(capsys.readouterr().err) == []
+
+
+def test_a_complete_last_line_without_its_newline_is_kept(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"run": "a"}))  # the kill fell between the record and its newline
+    sweep._append(path, [{"run": "b"}])
+    assert [r["run"] for r in load_results(path)] == ["a", "b"]
+    assert _damage_reports(capsys.readouterr().err) == []
+
+
+def test_a_retrained_point_equals_the_uninterrupted_sweep_bit_for_bit(dataset, tmp_path, capsys):
+    grid = GRIDS["tiny"]  # real training, one thread per run
+    path = tmp_path / "tiny.jsonl"
+    whole = run_sweep(grid, path=path, dataset=dataset, progress=False, workers=1)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    again = run_sweep(grid, path=path, dataset=dataset, progress=False, workers=1)
+    assert len(_damage_reports(capsys.readouterr().err)) == 1
+    assert [r["run"] for r in again] == [r["run"] for r in whole]
+    for a, b in zip(whole, again):
+        for key in ("final_val_loss", "final_train_loss", "D", "flops", "history"):
+            assert b[key] == a[key], (a["run"], key)
+    assert len(path.read_text().splitlines()) == len(plan(grid))
 
 
 def test_results_schema(dataset):
@@ -403,3 +472,37 @@ def test_cluster_local_executor_runs_jobs_in_their_own_processes(tmp_path):
     path = tmp_path / "local.jsonl"
     results = sweep.submit_sweep(grid, executor="local", path=path, folder=tmp_path / "logs", timeout_min=5)
     assert len(results) == len(plan(grid)) and all(np.isfinite(r["final_val_loss"]) for r in results)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--save", "x.json"], "--save needs --bench"),
+    (["--whole"], "--whole needs --bench"),
+    (["--partition", "gpu"], "--partition needs --executor slurm"),
+    (["--executor", "local", "--partition", "gpu"], "--partition needs --executor slurm"),
+    (["--gpus_per_node", "1"], "--gpus_per_node needs --executor"),
+    (["--timeout_min", "240"], "--timeout_min needs --executor"),
+    (["--no_wait"], "--no_wait needs --executor"),
+    (["--bench", "--out", "x.jsonl"], "--out does not apply with --bench"),
+    (["--bench", "--device", "cpu"], "--device does not apply with --bench"),
+    (["--bench", "--max_trunks", "1"], "--max_trunks does not apply with --bench"),
+    (["--executor", "local", "--max_trunks", "0"], "--max_trunks does not apply with --executor"),
+    (["--executor", "local", "--workers", "2"], "--workers does not apply with --executor"),
+    (["--list", "--out", "x.jsonl"], "--out does not apply with --list"),
+    (["--list", "--bench"], "--list and --bench cannot be combined"),
+    (["--bench", "--executor", "local"], "--bench and --executor cannot be combined"),
+    (["--executor", "slurm", "--timeout_min", "0"], "--timeout_min must be at least 1"),
+])
+def test_a_flag_its_mode_would_ignore_is_refused_naming_both_flags(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        sweep.main(["--profile", "tiny", "--no_progress", *argv])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_timeout_min_is_240_unless_given_with_the_executor(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(sweep, "submit_sweep", lambda grid, **kw: seen.append(kw) or [])
+    for extra in ([], ["--timeout_min", "30"]):
+        assert sweep.main(["--profile", "tiny", "--executor", "local", "--out", str(tmp_path / "r.jsonl"), *extra]) == 0
+    assert [kw["timeout_min"] for kw in seen] == [240, 30]

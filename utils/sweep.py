@@ -16,7 +16,8 @@ training every point separately with its own cosine schedule, the way the course
 
 Finished trunks are appended at once, one JSON line per point, to a results file in
 ``runtime.cache_dir('sweeps')`` named by a hash of the grid, and points already in the file are
-skipped: a killed sweep resumes with the unfinished sizes, and a finished one loads in a second.
+skipped: a killed sweep resumes with the unfinished sizes, and a finished one loads in a second. A line
+that a kill cut short is reported (file and line), its point is trained again, and the next write drops it.
 
 Command line (prints a summary table)::
 
@@ -33,6 +34,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -409,34 +411,76 @@ def results_path(grid: SweepGrid, kind: str = "sweep") -> Path:
     return runtime.cache_dir("sweeps") / f"{grid.name}-{grid.key()}{suffix}.jsonl"
 
 
-def load_results(path) -> list[dict]:
-    """The results in a JSON-lines file (``[]`` if it does not exist).
-
-    A line that is not valid JSON (a run killed while writing) is skipped: that point counts as
-    not done and is trained again.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+def _scan(path: Path) -> tuple[list[tuple[int, str, dict]], list[tuple[int, str]]]:
+    """Read a results file: its results as ``(line number, line, record)`` and its damaged lines as
+    ``(line number, line)``. A damaged line is not valid JSON (a write cut short by a kill) or is valid
+    JSON but not a result (not a dict with ``"run"``); blank lines are neither."""
+    good, damaged = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            rec = None
         if isinstance(rec, dict) and "run" in rec:
-            out.append(rec)
-    return out
+            good.append((number, line, rec))
+        else:
+            damaged.append((number, line))
+    return good, damaged
+
+
+def _report_damage(path: Path, number: int, line: str, good: list) -> None:
+    """Print to stderr which line of ``path`` was skipped and what happens to its point (Chapter 6)."""
+    name = re.match(r'\{"run": "([^"]+)"', line)  # a result line starts with its point's name
+    holder = next((n for n, _, r in good if name and r["run"] == name.group(1)), None)
+    if holder is not None:
+        fate = f"line {holder} holds point {name.group(1)} intact, so nothing is trained again"
+    else:
+        point = f"point {name.group(1)}" if name else "the point it held"
+        fate = f"{point} counts as not done and will be trained again"
+    print(f"Damaged result skipped: {path}, line {number} is not a complete result (a write cut short, e.g. by "
+          f"a killed run); {fate}; the line is removed the next time results are written to this file.",
+          file=sys.stderr, flush=True)
+
+
+def load_results(path) -> list[dict]:
+    """The results in a JSON-lines file (``[]`` if it does not exist).
+
+    A damaged line (not valid JSON, as a run killed while writing leaves it, or not a dict with ``"run"``)
+    is reported on stderr, naming the file and the line, and skipped: its point counts as not done and
+    is trained again, and the next write to the file (:func:`_append`) drops the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    good, damaged = _scan(path)
+    for number, line in damaged:
+        _report_damage(path, number, line, good)
+    return [rec for _, _, rec in good]
 
 
 def _append(path: Path, records: Iterable[dict]) -> None:
-    """Append JSON lines and make sure they reached the disk (a kill right after loses nothing)."""
+    """Append JSON lines and make sure they reached the disk (a kill right after loses nothing).
+
+    If the file holds damaged lines (:func:`load_results`), it is rewritten without them instead:
+    its results, then ``records``, into a temporary file beside it that replaces it in one step
+    (``os.replace``), so a kill at any moment leaves either the old file or the new one."""
+    path = Path(path)
+    good, damaged = _scan(path) if path.exists() else ([], [])
+    if damaged:
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for _, line, _ in good)
+            f.writelines(json.dumps(record) + "\n" for record in records)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return
     with open(path, "a+", encoding="utf-8") as f:
         f.seek(0, os.SEEK_END)
-        if f.tell() > 0:  # a killed write may have left a line without its newline
+        if f.tell() > 0:  # a killed write may have left a complete line without its newline
             f.seek(f.tell() - 1)
             last = f.read(1)
             f.seek(0, os.SEEK_END)
@@ -844,6 +888,50 @@ def _load() -> str:
         return "unknown"
 
 
+DEFAULT_TIMEOUT_MIN = 240  # a cluster job's time limit when --timeout_min is not given
+
+# The command's modes: "--list", "--bench", "--executor", or "" (train here). Each flag below works in some of
+# them; given in another, it would be ignored, so the command stops and says so instead.
+_FLAG_MODES = {
+    "out": (("", "--executor"), "names the sweep's results file"),
+    "max_trunks": (("",), "stops after that many sizes"),
+    "device": (("", "--executor"), "picks the device the sweep's runs train on"),
+    "workers": (("", "--bench"), "sets how many runs train at once on this machine"),
+    "whole": (("--bench",), "adds the whole grid, trained from scratch, to the benchmark"),
+    "save": (("--bench",), "writes the benchmark's JSON result to a file"),
+    "gpus_per_node": (("--executor",), "sets the GPUs of each job"),
+    "timeout_min": (("--executor",), "sets each job's time limit"),
+    "no_wait": (("--executor",), "returns as soon as the jobs are submitted"),
+}
+
+
+def _check_flags(p: argparse.ArgumentParser, args) -> None:
+    """Stop with a usage error (``p.error``, exit status 2) on a flag the chosen mode would ignore, naming
+    the flag and the one it needs, or on a flag value that cannot work."""
+    modes = [m for m in ("--list", "--bench", "--executor") if getattr(args, m[2:]) not in (None, False)]
+    if len(modes) > 1:
+        p.error(f"{modes[0]} and {modes[1]} cannot be combined: choose one.")
+    mode = modes[0] if modes else ""
+    if args.partition is not None and args.executor != "slurm":
+        p.error("--partition needs --executor slurm: it names the SLURM partition of the jobs; "
+                + ("add --executor slurm or drop --partition." if args.executor is None
+                   else f"--executor {args.executor} has no partitions, so drop --partition."))
+    where = {"": "when the sweep trains here", "--bench": "with --bench", "--executor": "with --executor"}
+    for dest, (allowed, what) in _FLAG_MODES.items():
+        value = getattr(args, dest)
+        if value is None or value is False or mode in allowed:
+            continue
+        flag = "--" + dest
+        if mode == "" and "" not in allowed:
+            p.error(f"{flag} needs {allowed[0]}: it {what}; add {allowed[0]} or drop {flag}.")
+        p.error(f"{flag} does not apply with {mode}: it {what} "
+                f"{' or '.join(where[m] for m in allowed)}; drop {flag}.")
+    if args.timeout_min is not None and args.timeout_min < 1:
+        p.error(f"--timeout_min must be at least 1 minute, got {args.timeout_min}.")
+    if args.gpus_per_node is not None and args.gpus_per_node < 0:
+        p.error(f"--gpus_per_node must be 0 or more, got {args.gpus_per_node}.")
+
+
 def main(argv=None) -> int:
     """Command-line entry point: run (or resume) a profile's sweep and print a summary table, print the
     plan (``--list``), or measure branches against separate runs (``--bench``).
@@ -865,7 +953,8 @@ def main(argv=None) -> int:
                    help="submit the missing trunks as cluster jobs with submitit instead of training here")
     p.add_argument("--partition", default=None, help="with --executor slurm: the SLURM partition")
     p.add_argument("--gpus_per_node", type=int, default=None, help="with --executor: GPUs per job")
-    p.add_argument("--timeout_min", type=int, default=240, help="with --executor: time limit per job (minutes)")
+    p.add_argument("--timeout_min", type=int, default=None,
+                   help=f"with --executor: time limit per job in minutes (default {DEFAULT_TIMEOUT_MIN})")
     p.add_argument("--no_wait", action="store_true", help="with --executor: submit and return without waiting")
     p.add_argument("--max_trunks", type=int, default=None, help="stop after this many sizes")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
@@ -873,6 +962,7 @@ def main(argv=None) -> int:
                    help="runs trained at once on the CPU, one thread each (default: one per core, at most 8)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    _check_flags(p, args)
     grid = grid_for(args.profile)
     if args.list:
         print(_plan_table(grid))
@@ -909,7 +999,7 @@ def main(argv=None) -> int:
         if args.gpus_per_node is not None:
             params["gpus_per_node"] = args.gpus_per_node
         out = submit_sweep(grid, executor=args.executor, path=path, wait=not args.no_wait, device=args.device,
-                           timeout_min=args.timeout_min, **params)
+                           timeout_min=args.timeout_min or DEFAULT_TIMEOUT_MIN, **params)
         if args.no_wait:
             print(f"submitted {len(out)} jobs: {', '.join(str(j.job_id) for j in out)}; results go to {parts_dir(path)}")
         else:
