@@ -151,3 +151,50 @@ def test_cuda_data_parallel_with_nccl_matches_one_process(tmp_path):
 
 def _cuda_worker(rank: int, world: int, port: int, out: str) -> None:
     _worker(rank, world, port, out, backend="nccl")
+
+
+def _torchrun_env(monkeypatch, world: int) -> None:
+    """The variables torchrun sets for rank 0 of ``world`` processes (the rendezvous of a one-process group)."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+
+
+def test_torchrun_without_cuda_refuses_to_train_on_the_cpu_unasked(monkeypatch):
+    from types import SimpleNamespace
+
+    from utils.train import _init_distributed
+
+    _torchrun_env(monkeypatch, 4)
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+    def join(*args, **kwargs):  # a wrong set-up would wait here for three processes that never come
+        raise AssertionError(f"joined a process group {args} on the CPU without being asked to")
+
+    monkeypatch.setattr(torch.distributed, "init_process_group", join)
+    with pytest.raises(ValueError, match="no CUDA GPU here") as refused:
+        _init_distributed(SimpleNamespace(device=None))
+    assert "add --device cpu or set COURSE_DEVICE=cpu" in str(refused.value) and "4 process" in str(refused.value)
+    assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.parametrize("flag, variable", [("cpu", None), (None, "cpu")])
+def test_torchrun_on_the_cpu_when_asked_for_joins_a_gloo_group(monkeypatch, flag, variable):
+    from types import SimpleNamespace
+
+    from utils.train import _init_distributed
+
+    _torchrun_env(monkeypatch, 1)
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    if variable:
+        monkeypatch.setenv("COURSE_DEVICE", variable)
+    args = SimpleNamespace(device=flag)
+    try:
+        assert _init_distributed(args) and torch.distributed.get_backend() == "gloo" and args.device == "cpu"
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

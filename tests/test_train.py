@@ -84,8 +84,9 @@ def test_resume_matches_uninterrupted_run(dataset, tmp_path):
     again = train(mc, tc, dataset, out_dir=tmp_path / "run", progress=False)
     assert again.cached and again.final_val_loss == resumed.final_val_loss
     # a different configuration in the same directory is refused
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match="different configuration.*pass resume=False") as refused:
         train(mc, tiny_train(max_iters=31), dataset, out_dir=tmp_path / "run", progress=False)
+    assert "--no_resume" not in str(refused.value)  # Python callers get the Python argument's name
 
 
 def test_non_finite_loss_stops_with_the_step_and_a_hint(dataset, monkeypatch):
@@ -331,3 +332,65 @@ def test_eval_seed_picks_the_evaluation_windows_and_nothing_else(dataset):
     assert [h["val_loss"] for h in d.history] == [h["val_loss"] for h in e.history]  # default: the seed's windows
     with pytest.raises(ValueError, match="eval_seed must be an integer or None"):
         TrainConfig(eval_seed=1.5)
+
+
+TINY_CLI = ["--n_layer", "2", "--n_head", "2", "--n_embd", "32", "--n_ctx", "16", "--batch_size", "4",
+            "--eval_interval", "3", "--eval_iters", "2", "--warmup_iters", "2", "--device", "cpu",
+            "--num_threads", "1", "--no_progress"]
+
+
+def test_command_line_names_no_resume_when_out_dir_holds_another_run(dataset, tmp_path, monkeypatch, capsys):
+    import utils.data
+    from utils.train import main
+
+    monkeypatch.setattr(utils.data, "load_dataset", lambda *a, **k: dataset)
+    run = str(tmp_path / "run")
+    assert main([*TINY_CLI, "--max_iters", "4", "--out_dir", run]) == 0  # an exit status, for course-train
+    for where, what in ((run, "a finished run"), (str(tmp_path / "crashed"), "a checkpoint")):
+        if what == "a checkpoint":  # a run that stopped after its first checkpoint
+            def crash_at_3(step, info):
+                if step == 3:
+                    raise RuntimeError("simulated crash")
+
+            with pytest.raises(RuntimeError, match="simulated crash"):
+                train(tiny_model(dataset), tiny_train(max_iters=8, checkpoint_interval=2), dataset, out_dir=where,
+                      progress=False, callback=crash_at_3)
+            assert (tmp_path / "crashed" / "ckpt.pt").exists()
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            main([*TINY_CLI, "--max_iters", "6", "--out_dir", where])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and f"--out_dir {where} holds {what}" in err
+        assert "add --no_resume" in err and "resume=False" not in err
+    assert main([*TINY_CLI, "--max_iters", "6", "--out_dir", run, "--no_resume"]) == 0
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["iters"] == 6
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--no_resume"], "--no_resume needs --out_dir (or --cache)"),
+    (["--checkpoint_interval", "5"], "--checkpoint_interval needs --out_dir (or --cache)"),
+    (["--cache", "--out_dir", "x"], "--cache and --out_dir cannot be combined"),
+    (["--max_iters", "10", "--max_tokens", "1000"], "--max_iters and --max_tokens cannot be combined"),
+    (["--cooldown_fraction", "0.3"], "--cooldown_fraction needs --schedule wsd"),
+])
+def test_command_line_refuses_a_flag_the_run_would_ignore(argv, message, capsys, monkeypatch):
+    import utils.data
+    from utils.train import main
+
+    def no_data(*a, **k):
+        raise AssertionError("the flags must be refused before any data is loaded")
+
+    monkeypatch.setattr(utils.data, "load_dataset", no_data)
+    with pytest.raises(SystemExit) as stop:
+        main(["--device", "cpu", *argv])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_num_threads_flag_on_a_gpu_is_refused(capsys, monkeypatch):
+    from utils import runtime
+    from utils.train import main
+
+    monkeypatch.setattr(runtime, "pick_device", lambda override=None: torch.device("cuda"))
+    with pytest.raises(SystemExit) as stop:
+        main(["--num_threads", "2"])
+    assert stop.value.code == 2 and "--num_threads sets CPU threads" in capsys.readouterr().err

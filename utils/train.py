@@ -47,7 +47,7 @@ import torch
 from . import runtime
 from .model import GPT, GPTConfig, dataclass_from_dict
 
-__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "lr_at", "cooldown_steps", "peak_flops", "gpu_peak_flops",
+__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "OutDirInUseError", "train", "lr_at", "cooldown_steps", "peak_flops", "gpu_peak_flops",
            "cpu_peak_flops", "cpu_threads", "data_fingerprint", "run_key", "evaluate_split", "main"]
 
 CACHE_VERSION = 2  # bump when a change to the trainer changes results, so cached runs are redone
@@ -84,6 +84,16 @@ GPU_PEAK_FLOPS: dict[str, float] = {
 
 class NonFiniteLossError(ValueError):
     """The training loss became NaN or infinite; the message names the step and what to try."""
+
+
+class OutDirInUseError(ValueError):
+    """``out_dir`` holds a run (finished, or a checkpoint) of another configuration. The message names
+    the Python argument (``resume=False``); the command line names its flag (``--no_resume``) instead."""
+
+    def __init__(self, run_dir: Path, what: str):
+        self.run_dir, self.what = run_dir, what
+        super().__init__(f"{run_dir} holds {what} of a different configuration; choose another out_dir, "
+                         "or pass resume=False to start again there (it overwrites that run).")
 
 
 @dataclass
@@ -655,8 +665,7 @@ def train(model_config, train_config=None, dataset=None, *, out_dir=None, resume
             if info.get("key") == key:
                 return _load_finished(run_dir, mc, device)
             if out_dir is not None:
-                raise ValueError(f"{run_dir} holds a finished run of a different configuration; "
-                                 "choose another out_dir or pass resume=False to overwrite it.")
+                raise OutDirInUseError(run_dir, "a finished run")
 
     amp_dtype, dtype_name, use_scaler = _precision(device, tc.dtype)
     old_threads = torch.get_num_threads()
@@ -756,8 +765,7 @@ def _train_loop(mc, tc, dataset, device, amp_dtype, dtype_name, use_scaler, tota
     if ckpt_path is not None and resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if ck.get("key") != key:
-            raise ValueError(f"the checkpoint in {run_dir} belongs to a different configuration; choose "
-                             "another out_dir, or pass resume=False to start again there.")
+            raise OutDirInUseError(run_dir, "a checkpoint")
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         if scaler is not None and ck.get("scaler"):
@@ -980,7 +988,8 @@ def _parser() -> argparse.ArgumentParser:
         else:  # ints and optional ints
             t.add_argument(f"--{f.name}", type=int, default=default)
     p.add_argument("--out_dir", type=str, default=None, help="checkpoint directory (resumed if it exists)")
-    p.add_argument("--no_resume", action="store_true", help="start again even if out_dir has a checkpoint")
+    p.add_argument("--no_resume", action="store_true",
+                   help="with --out_dir or --cache: start again even if the directory holds a run")
     p.add_argument("--cache", action="store_true", help="reuse a finished identical run from the course cache")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("--max_chars", type=int, default=None,
@@ -988,12 +997,43 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_args(p: argparse.ArgumentParser, args) -> None:
+    """Stop with a usage error (``p.error``, exit status 2) on a flag this run would ignore, naming the flag
+    it needs, before any data is loaded."""
+    has_dir = args.out_dir is not None or args.cache
+    if args.out_dir is not None and args.cache:
+        p.error("--cache and --out_dir cannot be combined: both choose the run's directory (--cache one in the "
+                "course cache, named by the configuration); give one.")
+    if args.no_resume and not has_dir:
+        p.error("--no_resume needs --out_dir (or --cache): it starts again in a directory that holds a run; "
+                "without one, every run starts from scratch anyway.")
+    if args.checkpoint_interval is not None and not has_dir:
+        p.error("--checkpoint_interval needs --out_dir (or --cache): checkpoints are saved in the run's directory.")
+    defaults = TrainConfig()
+    if args.max_tokens is not None and args.max_iters != defaults.max_iters:
+        p.error("--max_iters and --max_tokens cannot be combined: both set the run's length; give one.")
+    if args.cooldown_fraction != defaults.cooldown_fraction and args.schedule != "wsd":
+        p.error(f"--cooldown_fraction needs --schedule wsd: only that schedule cools down, and this run uses "
+                f"--schedule {args.schedule}.")
+    if args.num_threads is not None and runtime.pick_device(args.device).type != "cpu":
+        p.error(f"--num_threads sets CPU threads, but this run trains on {runtime.pick_device(args.device)}; "
+                "drop --num_threads, or add --device cpu.")
+
+
 def _init_distributed(args) -> bool:
     """Under ``torchrun`` (which sets ``RANK`` and ``WORLD_SIZE``), join the process group: ``nccl`` with
-    one GPU per process (``LOCAL_RANK``) on CUDA, ``gloo`` on the CPU. Returns whether it did."""
+    one GPU per process (``LOCAL_RANK``) on CUDA, ``gloo`` on the CPU. Returns whether it did.
+
+    Without CUDA the processes would share the CPU, which is slower than one process: that happens only
+    when asked for (``--device cpu`` or ``COURSE_DEVICE=cpu``); otherwise this raises ``ValueError``."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or torch.distributed.is_initialized():
         return False
     device = runtime.pick_device(args.device)
+    if device.type == "cpu" and not (args.device or os.environ.get("COURSE_DEVICE")):
+        raise ValueError(f"torchrun started {os.environ['WORLD_SIZE']} process(es), but there is no CUDA GPU here, "
+                         "so they would all train on the CPU (gloo), more slowly than one process. To train "
+                         "data-parallel on the CPU on purpose, add --device cpu or set COURSE_DEVICE=cpu; to train "
+                         "on GPUs, run the command on a machine where torch.cuda.is_available() is True.")
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", 0))
         if local >= torch.cuda.device_count():
@@ -1012,19 +1052,26 @@ def _init_distributed(args) -> bool:
     return True
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> int:
     """Command-line entry point: parse arguments, train, print the results as one JSON line.
 
     Under ``torchrun`` every process trains its share of one data-parallel run (:func:`train`)
-    and only rank 0 prints.
+    and only rank 0 prints. Returns 0 (the exit status; the ``course-train`` script passes it to
+    ``sys.exit``).
     """
-    args = _parser().parse_args(argv)
+    p = _parser()
+    args = p.parse_args(argv)
+    _check_args(p, args)
     joined = _init_distributed(args)
     try:
-        return _main(args)
+        _main(args)
+    except OutDirInUseError as e:  # the command line's name for resume=False
+        p.error(f"--out_dir {e.run_dir} holds {e.what} of a different configuration; choose another --out_dir, "
+                "or add --no_resume to start again there (it overwrites that run).")
     finally:
         if joined:
             torch.distributed.destroy_process_group()
+    return 0
 
 
 def _main(args) -> dict:
@@ -1068,4 +1115,4 @@ def _main(args) -> dict:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))
