@@ -114,3 +114,17 @@ def test_no_prepared_corpus_and_no_corpus_package_names_the_command(monkeypatch,
     monkeypatch.setattr(utils.data, "corpus_text", no_corpus)
     with pytest.raises(missing, match="make gpu-check-prepare"):
         gpucheck.load_corpus()
+
+
+@pytest.mark.parametrize("extra", [["--dry-run"], ["--budget", "60"], ["--out-dir", "x"], ["--corpus", "c.txt"],
+                                   ["--sections", "tf32"]])
+def test_prepare_refuses_the_flags_of_the_check_it_does_not_run(extra, monkeypatch, capsys):
+    def prepare():
+        raise AssertionError("--prepare ran although a flag it ignores was given")
+
+    monkeypatch.setattr(gpucheck, "prepare", prepare)
+    with pytest.raises(SystemExit) as stop:
+        gpucheck.main(["--prepare", *extra])
+    assert stop.value.code == 2 and f"{extra[0]} does not apply with --prepare" in capsys.readouterr().err
+    monkeypatch.setattr(gpucheck, "prepare", lambda: {"chars": 1})
+    assert gpucheck.main(["--prepare"]) == 0 and json.loads(capsys.readouterr().out) == {"chars": 1}

@@ -696,6 +696,12 @@ def main(argv=None) -> int:
                    help=f"sections to run (default all: {' '.join(SECTIONS)})")
     args = p.parse_args(argv)
     if args.prepare:
+        given = [flag for flag, value, default in (("--dry-run", args.dry_run, False), ("--budget", args.budget, BUDGET_S),
+                                                   ("--out-dir", args.out_dir, None), ("--corpus", args.corpus, None),
+                                                   ("--sections", args.sections, list(SECTIONS))) if value != default]
+        if given:
+            p.error(f"{given[0]} does not apply with --prepare: --prepare only writes {PREPARED}/corpus.txt and "
+                    f"runs nothing; drop {given[0]}, or drop --prepare to run the check.")
         print(json.dumps(prepare()))
         return 0
     if args.budget <= 0:
