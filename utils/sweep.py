@@ -21,7 +21,7 @@ that a kill cut short is reported (file and line), its point is trained again, a
 
 Command line (prints a summary table)::
 
-    python -m utils.sweep --profile quick          # the quick sweep (a few minutes on a 2-core CPU)
+    python -m utils.sweep --profile quick          # the quick sweep (about eight minutes on a 2-core CPU)
     python -m utils.sweep --profile full --list    # the plan only, no training
     python -m utils.sweep --bench                  # branches against separate runs, side by side
 """
@@ -356,8 +356,8 @@ def shape_for_params(grid: SweepGrid, N_target: float, n_layer: int | None = Non
 
 # ----------------------------------------------------------------------------- the profiles
 
-#: The course's grids. ``quick``: CPU, a few minutes on an idle 2-core machine; ``full``: a GPU.
-#: Widths grow by about 1.25-1.5x per rung, so N grows by about 1.5-2x, with extra rungs (d20; and in
+#: The course's grids. ``quick``: CPU, about eight minutes on a 2-core machine (466 s under `make nbval`, 3 December 2026); ``full``: a GPU.
+#: Widths grow by 1.2-1.5x per rung, so N grows by about 1.4-2.2x (Chapter 6 prints the factors), with extra rungs (d20; and in
 #: ``full`` every 1.2x) where the minima lie; budgets grow by 2^(1/3) (full's by sqrt(2)) over at least
 #: 1.5 decades of compute (full: 2). Every run warms up over at most a tenth of the shortest run's steps.
 #: Small character models are best trained on hundreds of tokens per parameter (Chapter 6), hence the
