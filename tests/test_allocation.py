@@ -308,21 +308,86 @@ def test_heldout_isoflop_refuses_bad_profiles():
 
 # ----------------------------------------------------------------------------- recovery with coverage
 
-def test_the_analysis_recovers_a_known_law_with_intervals_at_their_nominal_coverage():
-    """Losses from a known L(N, D) on a small sweep, with a shared offset per trunk and noise per run, go through
-    analyse 30 times. Both estimators must find the true a (mean within 0.02, under half the chapter's 0.05
-    equivalence margin), and their 80 % intervals must hold it in about 80 % of the draws: with 30 draws a
-    coverage rate has a binomial SD of sqrt(0.8 * 0.2 / 30) = 7.3 %, and we allow 3 SD (22 %), so only a clear
-    under-coverage (an interval that ignores the trunks, say) fails. 80 % rather than 95 %, because the ends of an
-    80 % interval (the 10th and 90th percentiles) are stable with 30 resamples, where those of a 95 % interval are
-    not. About 100 s of CPU; the draws run on every core."""
+RECOVERY_DRAWS = 30
+
+
+@pytest.fixture(scope="module")
+def recovered():
+    """Losses from a known L(N, D) on a small sweep (one trunk per model size, as in Chapter 6), with a shared
+    offset per trunk and noise per run, put through analyse RECOVERY_DRAWS times with 30 paired trunk resamples
+    and 80 % intervals. About 100 s of CPU (more on a loaded machine); the draws run on every core. 80 % rather
+    than 95 %, because the ends of an 80 % interval (the 10th and 90th percentiles) are stable with 30
+    resamples, where those of a 95 % interval are not."""
     runs = _records(widths=(6, 8, 12, 16, 24, 32, 48, 64, 96))
-    rec = allocation.recovery(runs, LAW, noise_sd=0.003, trunk_sd=0.01, n_draws=30, n_bootstrap=30, seed=0,
-                              level=0.8, n_starts=2)
-    tolerance = 3 * math.sqrt(0.8 * 0.2 / 30)
+    return allocation.recovery(runs, LAW, noise_sd=0.003, trunk_sd=0.01, n_draws=RECOVERY_DRAWS, n_bootstrap=30,
+                               seed=0, level=0.8, n_starts=2)
+
+
+def _calibration(estimates, samples, true_a, level):
+    """``(coverage, sd_ratio)`` of one estimator over repeated synthetic draws. ``coverage``: the fraction of draws
+    whose ``level`` percentile interval (from that draw's bootstrap ``samples``) holds ``true_a``. ``sd_ratio``:
+    the bootstrap SD, averaged over the draws, over the SD of the estimates across the draws (the spread the
+    bootstrap claims to measure): 1 for a calibrated bootstrap, above 1 for intervals too wide."""
+    ends = np.array([scaling.percentile_interval(s, level)[0] for s in samples])
+    coverage = float(np.mean((ends[:, 0] <= true_a) & (true_a <= ends[:, 1])))
+    boot_sd = np.mean([np.nanstd(s, ddof=1) for s in samples])
+    return coverage, float(boot_sd / np.std(estimates, ddof=1))
+
+
+def _calibration_bands(n_draws, level):
+    """Two-sided acceptance bands for :func:`_calibration` over ``n_draws`` draws: coverage within 3 binomial SDs
+    of ``level``, and the SD ratio within exp(±3 / sqrt(2 (n_draws - 1))), 3 SDs of the sampling error of an
+    SD estimated from ``n_draws`` values (the bootstrap SD, averaged over the draws, varies much less)."""
+    tol = 3 * math.sqrt(level * (1 - level) / n_draws)
+    band = math.exp(3 / math.sqrt(2 * (n_draws - 1)))
+    return (level - tol, level + tol), (1 / band, band)
+
+
+@pytest.mark.parametrize("width, calibrated", [(1.0, True), (0.4, False), (2.5, False)])
+def test_the_calibration_check_passes_a_calibrated_bootstrap_and_fails_too_narrow_or_too_wide_ones(width, calibrated):
+    """The check's negative controls, on draws whose law we set: estimates scatter with SD 1 around the truth and
+    each draw's bootstrap scatters with SD ``width`` around its estimate. 50 % intervals, where a two-sided
+    coverage test has power on both sides (at 80 % with 30 draws, 3 binomial SDs reach 102 %)."""
+    rng = np.random.default_rng(1)
+    est = rng.normal(0.0, 1.0, RECOVERY_DRAWS)
+    samples = [e + width * rng.normal(0.0, 1.0, 30) for e in est]
+    coverage, ratio = _calibration(est, samples, 0.0, 0.5)
+    (c_lo, c_hi), (r_lo, r_hi) = _calibration_bands(RECOVERY_DRAWS, 0.5)
+    assert (c_lo <= coverage <= c_hi and r_lo <= ratio <= r_hi) is calibrated, (coverage, ratio)
+
+
+def test_the_analysis_recovers_a_known_law_without_under_covering(recovered):
+    """Both estimators find the true a (mean within 0.02, under half the chapter's 0.05 equivalence margin) and
+    their 80 % intervals do not under-cover: coverage at least 80 % minus 3 binomial SDs (22 % with 30 draws).
+    One-sided on purpose: with 30 draws a 80 % coverage test cannot fail on over-coverage (80 + 22 > 100);
+    the two-sided check is test_the_trunk_bootstrap_is_calibrated_on_a_fixed_size_grid. Nor does it catch a
+    point bootstrap (resampling runs, ignoring trunks): on this grid that covers 80 % or more too (issue 20)."""
+    rec = recovered
+    tolerance = 3 * math.sqrt(0.8 * 0.2 / RECOVERY_DRAWS)
     assert rec.coverage_se == pytest.approx(tolerance / 3)
     assert abs(np.mean(rec.a2) - rec.true_a) < 0.02 and abs(np.mean(rec.a_joint) - rec.true_a) < 0.02, str(rec)
-    assert abs(rec.coverage2 - 0.8) <= tolerance, str(rec)
-    assert abs(rec.coverage_joint - 0.8) <= tolerance, str(rec)
+    assert rec.coverage2 >= 0.8 - tolerance, str(rec)
+    assert rec.coverage_joint >= 0.8 - tolerance, str(rec)
     assert rec.failed_joint == 0 and rec.failed2 == sum(int(np.isnan(r.a2_samples).sum()) for r in rec.results)
     assert "true a" in str(rec)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "known defect (issue 20): on a grid where every trunk is one model size, resampling trunks also resamples "
+    "the design (a resample holds about 6 of the 9 sizes), so the bootstrap SD is about 2.6x (Approach 2) and "
+    "2.1x (joint fit) the spread of the estimates across these draws, and the 80 % intervals cover 90 % and 93 %. "
+    "strict: when the bootstrap is fixed this test passes, and the marker must go."))
+def test_the_trunk_bootstrap_is_calibrated_on_a_fixed_size_grid(recovered):
+    """Two-sided: over the same draws, each estimator's 50 % intervals hold the true a within 3 binomial SDs of
+    50 %, and its bootstrap SD is within the band of _calibration_bands of the estimates' spread across draws."""
+    rec = recovered
+    (c_lo, c_hi), (r_lo, r_hi) = _calibration_bands(RECOVERY_DRAWS, 0.5)
+    found = {}
+    for name, est, samples in (("Approach 2", rec.a2, [r.a2_samples for r in rec.results]),
+                               ("joint fit", rec.a_joint, [r.a_joint_samples for r in rec.results])):
+        found[name] = _calibration(est, samples, rec.true_a, 0.5)
+    for name, (coverage, ratio) in found.items():
+        assert c_lo <= coverage <= c_hi and r_lo <= ratio <= r_hi, (
+            f"{name}: 50 % intervals held the true a in {coverage:.0%} of {RECOVERY_DRAWS} draws (allowed "
+            f"{c_lo:.0%}-{c_hi:.0%}); bootstrap SD / spread across draws = {ratio:.2f} (allowed {r_lo:.2f}-{r_hi:.2f}); "
+            f"all: {found}")
