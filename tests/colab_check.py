@@ -42,6 +42,7 @@ COLAB_PREINSTALLED = ("torch", "numpy", "scipy", "matplotlib", "sympy", "tqdm", 
 DEFAULT_CHAPTERS = ("01", "05")
 STANDIN = '"""Stand-in for Colab\'s google.colab module (tests/colab_check.py)."""\n'
 PIP_FAILURE = re.compile(r"^(ERROR:|error:)", re.M)
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # pip colours its errors when %pip runs it in a terminal
 
 
 def pins(names, requirements: Path = ROOT / "requirements.txt") -> list[str]:
@@ -123,6 +124,7 @@ def execute(notebook: Path, env: dict, timeout: int) -> float:
     """Execute ``notebook`` in place with the colab kernel; return seconds; raise on any failure."""
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(notebook, as_version=4)
     start = time.perf_counter()
@@ -132,14 +134,24 @@ def execute(notebook: Path, env: dict, timeout: int) -> float:
     try:
         NotebookClient(nb, kernel_name="colab", timeout=timeout,
                        resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    except CellExecutionError as error:
+        pip_failed(notebook, nb, error)  # a failed install, not the import after it, is the cause to name
+        raise RuntimeError(f"{notebook.name} failed alone in an empty folder, as in Colab:\n{error}") from None
     finally:
         os.environ.clear()
         os.environ.update(old)
+    pip_failed(notebook, nb)
+    return time.perf_counter() - start
+
+
+def pip_failed(notebook: Path, nb, cause: Exception | None = None) -> None:
+    """Raise ``RuntimeError`` naming pip's errors if the set-up cell's ``%pip`` printed any."""
     setup = colab.first_code_cell(nb)
     text = "".join(o.get("text", "") for o in setup.get("outputs", []) if o.get("output_type") == "stream")
-    if PIP_FAILURE.search(text):
-        raise RuntimeError(f"{notebook.name}: the set-up cell's %pip failed:\n{text}")
-    return time.perf_counter() - start
+    text = ANSI_COLOUR.sub("", text)
+    errors = [ln for ln in text.splitlines() if PIP_FAILURE.match(ln)]
+    if errors:
+        raise RuntimeError(f"{notebook.name}: the set-up cell's %pip failed:\n" + "\n".join(errors)) from cause
 
 
 def main(argv=None) -> int:
@@ -157,14 +169,16 @@ def main(argv=None) -> int:
               "from the last commit, as Colab would install it from the pushed one.")
     work = Path(tempfile.mkdtemp(prefix="colab-check-"))
     try:
-        t0 = time.perf_counter()
-        _, env = make_env(work)
-        print(f"colab-check: environment ready in {time.perf_counter() - t0:.0f} s")
         url = f"file://localhost{ROOT}"
+        prepared = []  # set-up cells checked before the minutes the environment takes
         for src in notebooks:
             folder = work / "reader" / src.stem
             folder.mkdir(parents=True)
-            nb = colab_notebook(src, folder, url)
+            prepared.append(colab_notebook(src, folder, url))
+        t0 = time.perf_counter()
+        _, env = make_env(work)
+        print(f"colab-check: environment ready in {time.perf_counter() - t0:.0f} s")
+        for src, nb in zip(notebooks, prepared):
             seconds = execute(nb, env, args.timeout)
             print(f"colab-check: {src.name} ran top to bottom alone in {seconds:.0f} s")
         print(f"colab-check: all {len(notebooks)} notebook(s) ran in a Colab-like environment")
