@@ -150,11 +150,31 @@ TINY_ZH = {
 }
 
 
+def _sphinx_build(src, out, builder, conf, setup=None, warning=None):
+    """Build the book in ``src`` with Sphinx and myst-nb (nothing executed) into ``out``, with ``conf`` added to
+    the common settings; ``setup(app)`` runs before the build. Returns the Sphinx app. Sphinx keeps each
+    page's catalog for the rest of the process, so the translators it had before are put back after."""
+    from sphinx import locale
+    from sphinx.application import Sphinx
+
+    conf = {"extensions": ["myst_nb"], "nb_execution_mode": "off", "locale_dirs": ["locales/"],
+            "gettext_compact": False, **conf}
+    saved = dict(locale.translators)
+    try:
+        app = Sphinx(src, None, out, out / ".doctrees", builder, confoverrides=conf,
+                     status=None, warning=warning, freshenv=True)
+        if setup is not None:
+            setup(app)
+        app.build()
+    finally:
+        locale.translators.clear()
+        locale.translators.update(saved)
+    return app
+
+
 def _tiny_build(tmp_path, builder, language, translate_verbatim=True):
     """Build the tiny book with Sphinx (myst-nb, nothing executed); returns the Sphinx app."""
     import nbformat
-    from sphinx import locale
-    from sphinx.application import Sphinx
 
     src = tmp_path / "src"
     if not src.exists():
@@ -164,22 +184,14 @@ def _tiny_build(tmp_path, builder, language, translate_verbatim=True):
         nbformat.write(nb, src / "notebook.ipynb")
         for page, entries in TINY_ZH.items():
             _po(src / "locales" / "zh_CN" / "LC_MESSAGES" / f"{page}.po", entries)
-    conf = {"extensions": ["myst_nb"], "myst_enable_extensions": ["dollarmath", "amsmath"],
-            "nb_execution_mode": "off", "language": language, "locale_dirs": ["locales/"],
-            "gettext_compact": False}
-    out = tmp_path / f"{builder}-{language}-{translate_verbatim}"
-    saved = dict(locale.translators)  # Sphinx keeps each page's catalog for the rest of the process
-    try:
-        app = Sphinx(src, None, out, out / ".doctrees", builder, confoverrides=conf,
-                     status=None, warning=None, freshenv=True)
+
+    def setup(app):
         if translate_verbatim:
             app.add_transform(editions.TranslateVerbatim)
         app.connect("build-finished", editions._write_display_maths)
-        app.build()
-    finally:
-        locale.translators.clear()
-        locale.translators.update(saved)
-    return app
+
+    return _sphinx_build(src, tmp_path / f"{builder}-{language}-{translate_verbatim}", builder,
+                         {"myst_enable_extensions": ["dollarmath", "amsmath"], "language": language}, setup)
 
 
 def _equations(app, docname):
@@ -255,8 +267,6 @@ PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGA
 def _figure_build(tmp_path, builder, language, outputs=True):
     """Build a one-notebook book with myst-nb (nothing executed) and the editions' accessibility hooks."""
     import nbformat
-    from sphinx import locale
-    from sphinx.application import Sphinx
 
     src = tmp_path / f"src-{outputs}"
     if not src.exists():
@@ -269,19 +279,12 @@ def _figure_build(tmp_path, builder, language, outputs=True):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Figures"), cell])
         nbformat.write(nb, src / "figures.ipynb")
         _po(src / "locales" / "zh_CN" / "LC_MESSAGES" / "figures.po", {"Figures": "图", FIGURE_ALT: FIGURE_ALT_ZH})
-    conf = {"extensions": ["myst_nb"], "nb_execution_mode": "off", "language": language,
-            "locale_dirs": ["locales/"], "gettext_compact": False}
-    out = tmp_path / f"{builder}-{language}-{outputs}"
-    saved = dict(locale.translators)
-    try:
-        app = Sphinx(src, None, out, out / ".doctrees", builder, confoverrides=conf,
-                     status=None, warning=None, freshenv=True)
+
+    def setup(app):
         editions._replace_hidden_cell_visitor(app)
         app.connect("doctree-resolved", editions._extract_figure_alt_texts)
-        app.build()
-    finally:
-        locale.translators.clear()
-        locale.translators.update(saved)
+
+    app = _sphinx_build(src, tmp_path / f"{builder}-{language}-{outputs}", builder, {"language": language}, setup)
     return Path(app.outdir)
 
 
@@ -328,8 +331,6 @@ GLUE_PROSE_ZH = "损失为 {glue:text}`loss:.3f` 比特/字符。"
 def _glue_build(tmp_path, language, fallback=True):
     """Build a one-notebook book whose executed cell glued ``loss`` (nothing executed at build time)."""
     import nbformat
-    from sphinx import locale
-    from sphinx.application import Sphinx
 
     src = tmp_path / "src-glue"
     if not src.exists():
@@ -342,10 +343,6 @@ def _glue_build(tmp_path, language, fallback=True):
         nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("# Glued\n\n" + GLUE_PROSE)])
         nbformat.write(nb, src / "glued.ipynb")
         _po(src / "locales" / "zh_CN" / "LC_MESSAGES" / "glued.po", {"Glued": "粘贴", GLUE_PROSE: GLUE_PROSE_ZH})
-    conf = {"extensions": ["myst_nb"], "nb_execution_mode": "off", "language": language,
-            "locale_dirs": ["locales/"], "gettext_compact": False}
-    out = tmp_path / f"html-{language}-{fallback}"
-    saved = dict(locale.translators)
     from myst_nb.ext.glue import directives, roles, utils
     saved_retrieve = roles.retrieve_glue_data, directives.retrieve_glue_data
     warnings = io.StringIO()
@@ -353,12 +350,9 @@ def _glue_build(tmp_path, language, fallback=True):
         roles.retrieve_glue_data = directives.retrieve_glue_data = utils.retrieve_glue_data  # myst-nb's own
         if fallback:
             editions._install_glue_fallback()
-        app = Sphinx(src, None, out, out / ".doctrees", "html", confoverrides=conf,
-                     status=None, warning=warnings, freshenv=True)
-        app.build()
+        app = _sphinx_build(src, tmp_path / f"html-{language}-{fallback}", "html", {"language": language},
+                            warning=warnings)
     finally:
-        locale.translators.clear()
-        locale.translators.update(saved)
         roles.retrieve_glue_data, directives.retrieve_glue_data = saved_retrieve
     return (Path(app.outdir) / "glued.html").read_text(encoding="utf-8"), warnings.getvalue()
 

@@ -1015,9 +1015,9 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
     if args.cooldown_fraction != defaults.cooldown_fraction and args.schedule != "wsd":
         p.error(f"--cooldown_fraction needs --schedule wsd: only that schedule cools down, and this run uses "
                 f"--schedule {args.schedule}.")
-    if args.num_threads is not None and runtime.pick_device(args.device).type != "cpu":
-        p.error(f"--num_threads sets CPU threads, but this run trains on {runtime.pick_device(args.device)}; "
-                "drop --num_threads, or add --device cpu.")
+    if args.num_threads is not None and (device := runtime.pick_device(args.device)).type != "cpu":
+        p.error(f"--num_threads sets CPU threads, but this run trains on {device}; drop --num_threads, or add "
+                "--device cpu.")
 
 
 def _init_distributed(args) -> bool:

@@ -306,11 +306,10 @@ class TranslateVerbatim(SphinxTransform):
 _GLUE_RENDERER = "editions_nb_renderer"
 
 
-def _retrieve_glue_data(document, key, _retrieve=None):
+def _retrieve_glue_data(document, key):
     """myst-nb's ``retrieve_glue_data``, falling back to the page's renderer in a translated paragraph."""
-    from myst_nb.ext.glue import utils
+    from myst_nb.ext.glue.utils import retrieve_glue_data
 
-    retrieve = _retrieve or utils.retrieve_glue_data
     env = getattr(document.settings, "env", None)
     if env is not None:
         if "nb_renderer" in document:
@@ -318,21 +317,18 @@ def _retrieve_glue_data(document, key, _retrieve=None):
         elif _GLUE_RENDERER in env.temp_data:
             document["nb_renderer"] = env.temp_data[_GLUE_RENDERER]
             try:
-                return retrieve(document, key)
+                return retrieve_glue_data(document, key)
             finally:  # the paragraph's nodes join the page, which is pickled: no renderer left on it
                 del document["nb_renderer"]
-    return retrieve(document, key)
+    return retrieve_glue_data(document, key)
 
 
 def _install_glue_fallback():
-    """Point myst-nb's glue roles and directives at :func:`_retrieve_glue_data` (once)."""
-    from functools import partial
+    """Point myst-nb's glue roles and directives at :func:`_retrieve_glue_data` (which calls myst-nb's own,
+    still in ``myst_nb.ext.glue.utils``)."""
+    from myst_nb.ext.glue import directives, roles
 
-    from myst_nb.ext.glue import directives, roles, utils
-
-    for module in (roles, directives):
-        if getattr(module.retrieve_glue_data, "func", None) is not _retrieve_glue_data:
-            module.retrieve_glue_data = partial(_retrieve_glue_data, _retrieve=utils.retrieve_glue_data)
+    roles.retrieve_glue_data = directives.retrieve_glue_data = _retrieve_glue_data
 
 
 def _translate_toc_captions(app, doctree):
