@@ -8,9 +8,13 @@ the lowest loss, and how does it grow, ``N_opt ∝ C^a``? Two estimators answer 
 - **the joint fit** ``L(N, D) = E + A/N^α + B/D^β`` (:func:`utils.scaling.fit_chinchilla`), minimised along
   the sweep's real cost curve ``C = C_token(N) · D`` between its smallest and largest budgets.
 
-:func:`analyse` runs both, with a **paired** cluster bootstrap (the same trunk draws feed both estimates in
-every resample), so that their difference gets an interval of its own, and :meth:`AllocationResult.verdict`
-words the comparison from that interval. :func:`sensitivity` repeats it with other choices (IsoFLOP window,
+:func:`analyse` runs both on the same **paired** resamples (the same resampled data feed both estimates), so
+that their difference gets an interval of its own, and :meth:`AllocationResult.verdict` words the comparison from
+that interval. Two resampling schemes are offered: ``"parametric"`` (the default) simulates new losses on exactly
+the same runs from the fitted law and the noise measured in its residuals (:func:`split_noise`), and
+``"trunks"`` draws whole trunks with replacement (:func:`utils.scaling.cluster_resamples`). On a grid where each
+trunk is one model size, drawing trunks also redraws the design, and its intervals come out too wide; the
+parametric scheme keeps the design fixed (``tests/test_allocation.py`` checks both against repeated draws). :func:`sensitivity` repeats it with other choices (IsoFLOP window,
 shortest run kept, parameter count). :func:`heldout_isoflop` scores a predicted optimum against a held-out
 IsoFLOP profile, and :func:`synthetic_runs` / :func:`recovery` push losses from a known law through exactly
 the same analysis, to tell a flaw of the design or the estimators from data that do not follow the law.
@@ -21,6 +25,7 @@ a shared-step point), ``flops_per_token``, ``steps``, ``trunk`` and ``final_val_
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -30,8 +35,9 @@ import numpy as np
 
 from . import scaling
 
-__all__ = ["AllocationResult", "CostCurve", "HeldoutIsoFLOP", "Recovery", "SensitivityTable", "analyse", "cost_curve",
-           "heldout_isoflop", "recovery", "sensitivity", "synthetic_runs", "PARAM_COUNTS", "EQUIVALENCE_MARGIN"]
+__all__ = ["AllocationResult", "CostCurve", "HeldoutIsoFLOP", "Recovery", "Resamples", "SensitivityTable", "analyse",
+           "cost_curve", "heldout_isoflop", "recovery", "sensitivity", "split_noise", "synthetic_runs", "PARAM_COUNTS",
+           "RESAMPLING", "EQUIVALENCE_MARGIN"]
 
 #: Which record field each parameter count reads: ``total`` (every parameter, as Hoffmann et al. count) or
 #: ``non_embedding`` (as Kaplan et al. count).
@@ -41,6 +47,10 @@ PARAM_COUNTS: dict[str, str] = {"total": "N_total", "non_embedding": "N"}
 #: difference lies within ±0.05 are called equal for practical purposes. Hoffmann et al.'s three approaches gave
 #: a = 0.46 to 0.50, a spread the field reads as agreement; 0.05 in ``a`` moves ``N_opt`` by 12 % per decade of C.
 EQUIVALENCE_MARGIN = 0.05
+
+#: The resampling schemes of :func:`analyse`: ``parametric`` (new losses simulated on the same runs from the
+#: fitted law and the measured noise; the default) and ``trunks`` (whole trunks drawn with replacement).
+RESAMPLING = ("parametric", "trunks")
 
 _FIELDS = ("D", "budget", "flops_per_token", "steps", "trunk", "final_val_loss")
 
@@ -143,7 +153,7 @@ def _prepare(runs, param_count: str, min_steps, cost) -> _Runs:
     if n_trunks < 5:
         raise ValueError(f"the runs come from {len({r['trunk'] for r in runs})} trunks" +
                          ("" if min_steps is None else f", {n_trunks} of them with runs of {min_steps} steps or more") +
-                         "; a trunk bootstrap needs at least 5 trunks. " +
+                         "; the analysis needs at least 5 trunks (to resample them, or to measure their shared noise). " +
                          ("Add model sizes." if min_steps is None else "Lower min_steps."))
     budget = np.array([np.nan if r["budget"] is None else float(r["budget"]) for r in kept])
     N = _positive(field_N, _column(kept, field_N), kept)
@@ -200,6 +210,141 @@ def _joint_slope(consts: Mapping[str, float], C_lo: float, C_hi: float, cost: Ca
 
 
 # ---------------------------------------------------------------------------------------------
+# Resampling: whole trunks, or new losses simulated from the fitted law and the measured noise
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Resamples:
+    """The resampled data sets one analysis fed to both estimators (:func:`analyse`, Chapter 6).
+
+    Row ``b`` of ``weights`` says how often each run counts in resample ``b`` and row ``b`` of ``losses`` which
+    losses it sees. ``scheme="trunks"``: whole trunks drawn with replacement, the runs' own losses. ``"parametric"``:
+    every run counted once, losses simulated from the fitted law with a shared offset per trunk (SD ``trunk_sd``)
+    and independent noise per run (SD ``noise_sd``) around ``law`` (the fitted joint law); ``noise_source`` says
+    whether those were measured from the fit's residuals (:func:`split_noise`) or given."""
+    scheme: str
+    weights: np.ndarray
+    losses: np.ndarray
+    trunk_sd: float = float("nan")
+    noise_sd: float = float("nan")
+    noise_source: str = ""
+    law: Mapping | None = None
+
+
+def _law_jacobian(law: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """Derivatives of ``E + A/N^alpha + B/D^beta`` by ``(E, A, B, alpha, beta)`` at every run: shape (runs, 5)."""
+    n_term, d_term = N ** -law["alpha"], D ** -law["beta"]
+    return np.column_stack([np.ones_like(N), n_term, d_term, -law["A"] * np.log(N) * n_term,
+                            -law["B"] * np.log(D) * d_term])
+
+
+def split_noise(residuals, trunk, jacobian, *, trunk_sd: float | None = None,
+                noise_sd: float | None = None) -> tuple[float, float]:
+    """``(trunk_sd, noise_sd)``: the residuals of a fitted law split into a shared offset per trunk and independent
+    noise per run (Chapter 6), by the method of moments of a one-way random-effects analysis of variance.
+
+    The residuals' sum of squares *within* trunks (about each trunk's mean) reflects the per-run noise; their
+    sum of squares *between* trunks (each trunk's mean, counted once per run) reflects both. Setting each sum
+    to its expected value and solving the two equations gives the two SDs. A fitted law absorbs part of the
+    noise (its residuals are smaller than the noise), so the expected sums are those of residuals of the fit
+    linearised at its optimum: ``jacobian`` (runs x parameters, e.g. :func:`_law_jacobian`) spans what the fit
+    can absorb. A given SD (e.g. ``noise_sd`` measured across seeds) is used as it is, and only the other one
+    is solved for; an SD that would come out negative is set to 0 and the other one takes all the residuals."""
+    r = np.asarray(residuals, dtype=float)
+    labels, inverse = np.unique(np.asarray(trunk), return_inverse=True)
+    Z = np.eye(len(labels))[inverse]                       # runs x trunks membership
+    between = Z @ np.diag(1.0 / Z.sum(axis=0)) @ Z.T       # replaces each residual by its trunk's mean
+    J = np.asarray(jacobian, dtype=float)
+    U, s, _ = np.linalg.svd(J / np.linalg.norm(J, axis=0), full_matrices=False)
+    U = U[:, s > 1e-9 * s[0]]
+    M = np.eye(len(r)) - U @ U.T                           # what the linearised fit leaves as residuals
+    sums, coefs = [], []
+    for Q in (np.eye(len(r)) - between, between):          # within, between
+        sums.append(float(r @ Q @ r))
+        coefs.append((np.trace(Q @ M @ Z @ Z.T @ M), np.trace(Q @ M)))   # E[sum] = tau² c0 + sigma² c1
+    (w0, w1), (b0, b1) = coefs
+    if w1 <= 0 or b0 <= 0:
+        raise ValueError("too few runs per trunk, or too few trunks, to tell a trunk's shared offset from the noise "
+                         "of single runs; pass trunk_sd and noise_sd (measured, e.g. across seeds).")
+    if trunk_sd is None and noise_sd is None:
+        tau2, sigma2 = np.linalg.solve([[w0, w1], [b0, b1]], sums)
+        if tau2 < 0:
+            tau2, sigma2 = 0.0, sum(sums) / (w1 + b1)
+        elif sigma2 < 0:
+            tau2, sigma2 = sum(sums) / (w0 + b0), 0.0
+    elif noise_sd is not None and trunk_sd is None:
+        sigma2 = noise_sd ** 2
+        tau2 = max(0.0, (sums[1] - sigma2 * b1) / b0)
+    elif trunk_sd is not None and noise_sd is None:
+        tau2 = trunk_sd ** 2
+        sigma2 = max(0.0, (sums[0] - tau2 * w0) / w1)
+    else:
+        tau2, sigma2 = trunk_sd ** 2, noise_sd ** 2
+    return float(math.sqrt(tau2)), float(math.sqrt(sigma2))
+
+
+def _check_sd(name: str, value) -> None:
+    if value is not None and not (isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a standard deviation in nats (0 or more), or None to measure it from the "
+                         f"fit's residuals; got {value!r}.")
+
+
+def _simulate(law: Mapping[str, float], r: _Runs, trunk_sd: float, noise_sd: float, n: int, seed) -> np.ndarray:
+    """``n`` simulated loss vectors (rows) on the runs of ``r``: the law, plus a normal offset per trunk (SD
+    ``trunk_sd``, shared by the trunk's runs), plus independent normal noise per run (SD ``noise_sd``)."""
+    labels, inverse = np.unique(r.trunk, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0.0, trunk_sd, (n, len(labels)))[:, inverse]
+    losses = scaling.chinchilla_loss(r.N, r.D, law) + offsets + rng.normal(0.0, noise_sd, (n, len(r.L)))
+    if not np.all(losses > 0):
+        raise ValueError("a simulated loss came out non-positive: the measured noise is as large as the losses. "
+                         "Check the runs, or pass smaller trunk_sd and noise_sd.")
+    return losses
+
+
+_KEYS = ("E", "A", "B", "alpha", "beta")
+
+
+def _refit_rows(N: np.ndarray, D: np.ndarray, losses: np.ndarray, n_starts) -> np.ndarray:
+    """The joint law refitted to each row of ``losses`` (rows E, A, B, alpha, beta; nan where a fit raised)."""
+    out = np.full((len(losses), 5), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # a refit at a bound shows up as a failed slope
+        for k, L in enumerate(losses):
+            try:
+                fit = scaling.fit_chinchilla(N, D, L, n_bootstrap=0, n_starts=n_starts)
+            except ValueError:
+                continue
+            out[k] = [fit[key] for key in _KEYS]
+    return out
+
+
+def _in_processes(func: Callable, jobs: list, workers: int) -> list:
+    """``[func(*job) for job in jobs]``, in ``workers`` processes when more than one."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [func(*job) for job in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            return list(pool.map(func, *zip(*jobs)))
+    except BrokenProcessPool:   # a script without `if __name__ == "__main__":` cannot start workers
+        warnings.warn("could not start worker processes (call this under `if __name__ == '__main__':` in a script, "
+                      "or pass workers=1); running in this process.", RuntimeWarning, stacklevel=3)
+        return [func(*job) for job in jobs]
+
+
+def _refit_all(r: _Runs, losses: np.ndarray, n_starts, workers) -> np.ndarray:
+    """:func:`_refit_rows` over all simulated sets, split across ``workers`` processes (default: one per core)."""
+    n_workers = scaling._bootstrap_workers(len(losses), workers)
+    chunks = np.array_split(losses, min(len(losses), 4 * n_workers)) if n_workers > 1 else [losses]
+    parts = _in_processes(_refit_rows, [(r.N, r.D, c, n_starts) for c in chunks], n_workers)
+    return np.vstack(parts)
+
+
+# ---------------------------------------------------------------------------------------------
 # analyse: the whole allocation analysis
 # ---------------------------------------------------------------------------------------------
 
@@ -216,9 +361,13 @@ class AllocationResult:
     """Chapter 6's allocation analysis of one set of runs (:func:`analyse`).
 
     ``a2`` (Approach 2) and ``a_joint`` (the joint fit along the cost curve between ``C_range``) are the exponents
-    of ``N_opt ∝ C^a``; ``diff = a2 - a_joint``. Each has a ``level`` percentile interval (``*_ci``) from the same
-    paired trunk bootstrap, the bootstrap values (``*_samples``, nan where a resample failed) and the Monte-Carlo
-    error of the interval's ends (``*_mc``). ``a2_failed``/``a_joint_failed`` count failed resamples (fewer than 3
+    of ``N_opt ∝ C^a``; ``diff = a2 - a_joint``. Each has a ``level`` interval (``*_ci``), the percentile interval
+    of its ``*_samples`` (nan where a resample failed), and the Monte-Carlo error of the interval's ends (``*_mc``).
+    ``resampling`` names the scheme (:data:`RESAMPLING`) and ``resamples`` holds its data sets
+    (:class:`Resamples`). With ``"trunks"`` the samples are the estimates on each resample. With ``"parametric"``
+    they are ``estimate - (simulated - a_joint)``: each simulated estimate's error (the simulations' true exponent
+    is the fitted law's, ``a_joint``) taken off the estimate (see :func:`analyse`). ``a2_reference`` and
+    ``a_joint_reference`` are the two estimators on the noise-free law: their errors without noise; ``trunk_sd`` and ``noise_sd`` are the noise it simulated. ``a2_failed``/``a_joint_failed`` count failed resamples (fewer than 3
     valid IsoFLOP minima; a joint refit with no finite optimum): they are left out of that estimate's interval,
     and the difference uses the ``n_paired`` resamples where both succeeded. ``a2_budgets`` holds, per resample,
     how many budgets had a valid minimum (of ``n_budgets``). ``iso`` and ``joint`` are the point fits, ``cost`` the
@@ -253,6 +402,12 @@ class AllocationResult:
     a_joint_samples: np.ndarray = field(repr=False)
     a2_budgets: np.ndarray = field(repr=False)
     cost: Callable = field(repr=False, default=None)
+    resampling: str = "trunks"
+    trunk_sd: float = float("nan")
+    noise_sd: float = float("nan")
+    a2_reference: float = float("nan")
+    a_joint_reference: float = float("nan")
+    resamples: Resamples | None = field(repr=False, default=None)
 
     def joint_N_opt(self, C) -> np.ndarray:
         """The joint fit's compute-optimal ``N`` at budget(s) ``C``, along the cost curve the analysis used."""
@@ -291,7 +446,7 @@ class AllocationResult:
         lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({kept}), {_describe('param_count', self.param_count)}, "
                  f"IsoFLOP window {win}; "
                  f"{self.n_valid_budgets} of {self.n_budgets} budgets have a minimum inside their sizes; "
-                 f"{self.n_bootstrap} paired trunk resamples, {pct} % intervals",
+                 f"{self.n_bootstrap} {_scheme_text(self)}, {pct} % intervals",
                  f"  Approach 2 : a = {self.a2:.3f} {_fmt_ci(self.a2_ci)}  (failed resamples: {self.a2_failed})",
                  f"  joint fit  : a = {self.a_joint:.3f} {_fmt_ci(self.a_joint_ci)}  "
                  f"(failed resamples: {self.a_joint_failed}; C from {self.C_range[0]:.3g} to {self.C_range[1]:.3g})",
@@ -299,33 +454,81 @@ class AllocationResult:
         return "\n".join(lines)
 
 
+def _scheme_text(res) -> str:
+    """How the resamples of ``res`` (an :class:`AllocationResult`) were made, in words."""
+    if res.resampling == "trunks":
+        return "paired trunk resamples (whole trunks drawn with replacement)"
+    source = res.resamples.noise_source if res.resamples is not None else ""
+    return (f"paired parametric resamples (losses simulated on the same runs from the joint law, with a trunk "
+            f"offset of SD {res.trunk_sd:.4f} and run noise of SD {res.noise_sd:.4f} nats, {source})")
+
+
 def _fmt_ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if np.all(np.isfinite(ci)) else "[no interval: too few resamples succeeded]"
 
 
-def _joint_part(r: _Runs, W: np.ndarray, n_starts, workers) -> tuple:
-    """The joint fit, its ``a`` and the ``a`` of every resample (rows of ``W``)."""
+def _slopes(consts: np.ndarray, C_range: tuple, cost: Callable) -> np.ndarray:
+    """The joint law's ``a`` for each row of constants (E, A, B, alpha, beta); nan where it has none."""
+    return np.array([_joint_slope(dict(zip(_KEYS, row)), *C_range, cost) if np.all(np.isfinite(row))
+                     else float("nan") for row in consts])
+
+
+def _joint_part(r: _Runs, scheme: str, n_bootstrap: int, seed, noise: Mapping, n_starts, workers) -> tuple:
+    """The joint fit, its ``a``, the resamples (:class:`Resamples`), ``a`` on every resample and the reference.
+
+    ``"trunks"``: the refits on trunk draws (:func:`utils.scaling.cluster_resamples`); no reference (nan).
+    ``"parametric"``: the noise split from the fit's residuals (:func:`split_noise`, or ``noise`` as given), loss
+    sets simulated from the fitted law (:func:`_simulate`), each refitted; the reference is ``a`` of the refit to
+    the noise-free law (a check that the fit finds its own law again). The returned fit then carries the parametric refits as its ``samples``, with their
+    percentile intervals."""
     budgets = r.budget[np.isfinite(r.budget)]
-    C_lo, C_hi = float(budgets.min()), float(budgets.max())
-    fit = scaling.fit_chinchilla(r.N, r.D, r.L, groups=r.trunk, resamples=W, n_starts=n_starts, workers=workers)
-    keys = ("E", "A", "B", "alpha", "beta")
-    boot = np.array([_joint_slope(dict(zip(keys, row)), C_lo, C_hi, r.cost) for row in fit.samples])
-    if len(boot) != len(W):
-        raise ValueError("the joint fit's bootstrap was refused (too few distinct points); add runs or trunks.")
-    return fit, _joint_slope(fit.to_dict(), C_lo, C_hi, r.cost), boot, (C_lo, C_hi)
+    C_range = (float(budgets.min()), float(budgets.max()))
+    if scheme == "trunks":
+        W = scaling.cluster_resamples(r.trunk, n_bootstrap, seed)
+        fit = scaling.fit_chinchilla(r.N, r.D, r.L, groups=r.trunk, resamples=W, n_starts=n_starts, workers=workers)
+        if len(fit.samples) != len(W):
+            raise ValueError("the joint fit's bootstrap was refused (too few distinct points); add runs or trunks.")
+        draws = Resamples("trunks", W, np.broadcast_to(r.L, W.shape))
+        return fit, _joint_slope(fit.to_dict(), *C_range, r.cost), draws, _slopes(fit.samples, C_range, r.cost), \
+            float("nan"), C_range
+    fit = scaling.fit_chinchilla(r.N, r.D, r.L, n_bootstrap=0, n_starts=n_starts)
+    law = fit.to_dict()
+    trunk_sd, noise_sd = split_noise(r.L - fit.predict(r.N, r.D), r.trunk, _law_jacobian(law, r.N, r.D), **noise)
+    given = [k for k in ("trunk_sd", "noise_sd") if noise.get(k) is not None]
+    source = ("both given" if len(given) == 2 else
+              f"{given[0]} given, the other measured from the fit's residuals" if given else
+              "both measured from the fit's residuals")
+    losses = _simulate(law, r, trunk_sd, noise_sd, n_bootstrap, seed)
+    consts = _refit_all(r, np.vstack([scaling.chinchilla_loss(r.N, r.D, law)[None, :], losses]), n_starts, workers)
+    reference = _slopes(consts[:1], C_range, r.cost)[0]
+    samples = consts[1:]
+    ok = samples[np.all(np.isfinite(samples), axis=1)]
+    if len(ok) >= 2:
+        ci, mc = scaling._percentile_ci(ok, fit.level), scaling._mc_error(ok, fit.level, seed)
+        fit = dataclasses.replace(fit, samples=ok, mc_se=mc, **{f"{k}_ci": tuple(map(float, ci[i]))
+                                                                for i, k in enumerate(_KEYS)})
+    draws = Resamples("parametric", np.ones_like(losses), losses, trunk_sd, noise_sd, source, law)
+    return fit, _joint_slope(law, *C_range, r.cost), draws, _slopes(samples, C_range, r.cost), reference, C_range
 
 
-def _a2_part(r: _Runs, W: np.ndarray, window) -> tuple:
-    """Approach 2's minima, its ``a`` and, per resample (rows of ``W``), ``a`` and the number of valid budgets."""
+def _a2_part(r: _Runs, draws: Resamples, window) -> tuple:
+    """Approach 2's minima, its ``a``, per resample ``a`` and the number of valid budgets, and the reference
+    (``a`` on the noise-free joint law, for ``"parametric"``: its bias on this grid if the law were true; nan for
+    ``"trunks"`` and where it fails)."""
     a2, iso = _approach2(r, np.ones(len(r.L)), window)
     if not np.isfinite(a2):
         raise ValueError(f"only {int(iso.valid.sum())} IsoFLOP budgets have a minimum inside their sizes (window "
                          f"{window}); Approach 2 needs at least 3. Widen the window or add sizes around the minima.")
-    per = [_approach2(r, w, window) for w in W]
-    return iso, a2, np.array([p[0] for p in per]), np.array([0 if p[1] is None else int(p[1].valid.sum()) for p in per])
+    per = [_approach2(dataclasses.replace(r, L=L), w, window) for w, L in zip(draws.weights, draws.losses)]
+    reference = float("nan")
+    if draws.scheme == "parametric":
+        noise_free = scaling.chinchilla_loss(r.N, r.D, draws.law)
+        reference = _approach2(dataclasses.replace(r, L=noise_free), np.ones(len(r.L)), window)[0]
+    return iso, a2, np.array([p[0] for p in per]), \
+        np.array([0 if p[1] is None else int(p[1].valid.sum()) for p in per]), reference
 
 
-def _check_options(n_bootstrap, level, margin, window) -> float:
+def _check_options(n_bootstrap, level, margin, window, resampling="parametric", noise=None) -> float:
     """Refuse bad analysis options with a sentence; return ``level`` as a float."""
     if window is not None and not (isinstance(window, (int, np.integer)) and window >= 1):
         raise ValueError(f"window must be a whole number of ladder rungs (1 or more) or None (all points), "
@@ -334,43 +537,71 @@ def _check_options(n_bootstrap, level, margin, window) -> float:
         raise ValueError(f"n_bootstrap must be a positive integer (the paired resamples), got {n_bootstrap!r}.")
     if not (np.isfinite(margin) and margin > 0):
         raise ValueError(f"margin (the equivalence margin on a) must be positive, got {margin!r}.")
+    if resampling not in RESAMPLING:
+        raise ValueError(f"resampling must be one of {RESAMPLING}, got {resampling!r}.")
+    for name, value in (noise or {}).items():
+        _check_sd(name, value)
+        if resampling == "trunks" and value is not None:
+            raise ValueError(f"{name} is used by resampling='parametric' only; the trunk bootstrap measures no noise.")
     return scaling._check_level(level)
 
 
 def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int | None = None,
             min_steps: int | None = None, param_count: str = "total", level: float = 0.95,
             margin: float = EQUIVALENCE_MARGIN, n_starts: int | None = 8, workers: int | None = None,
-            cost: Callable | None = None) -> AllocationResult:
+            cost: Callable | None = None, resampling: str = "parametric", trunk_sd: float | None = None,
+            noise_sd: float | None = None) -> AllocationResult:
     """Chapter 6's whole allocation analysis of a sweep's result records; returns an :class:`AllocationResult`.
 
     Leaves out runs shorter than ``min_steps`` steps (counted), counts parameters as ``param_count`` says
     (``"total"`` or ``"non_embedding"``), and estimates ``a`` in ``N_opt ∝ C^a`` twice: **Approach 2** from
     the minima of parabolas in ``ln N`` through each budget's runs within ``window`` ladder rungs of its best
     run (``None``: all of them), and the **joint fit** ``E + A/N^α + B/D^β`` minimised along ``cost``
-    (default: the runs' own :func:`cost_curve`) between the smallest and the largest budget. Intervals come from
-    ``n_bootstrap`` **paired** trunk resamples (:func:`utils.scaling.cluster_resamples`, seeded by ``seed``):
-    each resample draws whole trunks with replacement and feeds the same draw to both estimators, so that
-    ``a2 - a_joint`` gets a paired interval at ``level``. ``margin`` is the equivalence margin of
-    :meth:`AllocationResult.verdict`; ``n_starts`` and ``workers`` go to :func:`utils.scaling.fit_chinchilla`.
+    (default: the runs' own :func:`cost_curve`) between the smallest and the largest budget.
+
+    Intervals come from ``n_bootstrap`` **paired** resamples (seeded by ``seed``): each resampled data set feeds
+    both estimators, so that ``a2 - a_joint`` gets a paired interval at ``level``. ``resampling`` chooses them:
+
+    - ``"parametric"`` (default) keeps the design: every resample has exactly the real runs, with losses
+      simulated as the fitted joint law, plus an offset shared by each trunk's runs (SD ``trunk_sd``), plus
+      independent noise per run (SD ``noise_sd``). Either SD left ``None`` is measured from the joint fit's
+      residuals (:func:`split_noise`); pass one you measured otherwise (e.g. ``noise_sd`` across seeds). In the
+      simulated world the true exponent is known: it is ``a_joint``, the fitted law's. So each estimator's
+      result on a simulated set, minus ``a_joint``, is a draw of that estimator's error on this design, its
+      systematic part included (a parabola through a few sizes can read the minimum a little off even without
+      noise). The interval is the estimator's own estimate minus the percentiles of its errors (the "basic"
+      bootstrap interval): Approach 2's interval stays around Approach 2's estimate, shifted only by its
+      error measured on the fitted law. (The percentile interval of the simulated estimates would instead sit
+      around the joint law's ``a`` whatever Approach 2 found.) ``a2_reference`` is Approach 2 on the noise-free
+      law: how far it lands from ``a_joint`` with no noise at all.
+    - ``"trunks"`` draws whole trunks with replacement (:func:`utils.scaling.cluster_resamples`) and takes the
+      percentile interval of the estimates. When each trunk is one model size a resample also loses sizes
+      (about a third of them), so its spread includes a changed design, and its intervals are too wide.
+
+    ``margin`` is the equivalence margin of :meth:`AllocationResult.verdict`; ``n_starts`` and ``workers`` go
+    to :func:`utils.scaling.fit_chinchilla` (``workers`` also runs the parametric refits).
     """
-    level = _check_options(n_bootstrap, level, margin, window)
+    noise = {"trunk_sd": trunk_sd, "noise_sd": noise_sd}
+    level = _check_options(n_bootstrap, level, margin, window, resampling, noise)
     return _analyse(runs, {}, n_bootstrap=n_bootstrap, seed=seed, window=window, min_steps=min_steps,
-                    param_count=param_count, level=level, margin=margin, n_starts=n_starts, workers=workers, cost=cost)
+                    param_count=param_count, level=level, margin=margin, n_starts=n_starts, workers=workers, cost=cost,
+                    resampling=resampling, noise=noise)
 
 
 def _analyse(runs, parts: dict, *, n_bootstrap, seed, window, min_steps, param_count, level, margin, n_starts,
-             workers, cost) -> AllocationResult:
-    """:func:`analyse` after its checks; ``parts`` keeps joint fits for reuse by :func:`sensitivity` (the joint fit
-    depends on the runs kept and the parameter count, not on the IsoFLOP window)."""
+             workers, cost, resampling, noise) -> AllocationResult:
+    """:func:`analyse` after its checks; ``parts`` keeps joint fits and their resamples for reuse by
+    :func:`sensitivity` (they depend on the runs kept and the parameter count, not on the IsoFLOP window)."""
     r = _prepare(runs, param_count, min_steps, cost)
     if np.isfinite(r.budget).sum() == 0:
         raise ValueError("none of the runs belongs to an IsoFLOP budget (every 'budget' is None).")
-    W = scaling.cluster_resamples(r.trunk, n_bootstrap, seed)
     key = (param_count, min_steps)
     if key not in parts:
-        parts[key] = _joint_part(r, W, n_starts, workers)
-    fit, a_joint, aj_boot, C_range = parts[key]
-    iso, a2, a2_boot, a2_budgets = _a2_part(r, W, window)
+        parts[key] = _joint_part(r, resampling, n_bootstrap, seed, noise, n_starts, workers)
+    fit, a_joint, draws, aj_boot, aj_ref, C_range = parts[key]
+    iso, a2, a2_boot, a2_budgets, a2_ref = _a2_part(r, draws, window)
+    if resampling == "parametric":   # each estimate minus the errors made where the truth was a_joint: basic intervals
+        a2_boot, aj_boot = a2 - (a2_boot - a_joint), a_joint - (aj_boot - a_joint)
     both = np.isfinite(a2_boot) & np.isfinite(aj_boot)
     diff_boot = np.where(both, a2_boot - aj_boot, np.nan)
     (ci2, mc2), (cij, mcj), (cid, mcd) = (_interval(v, level, seed) for v in (a2_boot, aj_boot, diff_boot))
@@ -380,7 +611,9 @@ def _analyse(runs, parts: dict, *, n_bootstrap, seed, window, min_steps, param_c
         n_paired=int(both.sum()), n_bootstrap=int(n_bootstrap), level=level, margin=float(margin), n_runs=len(r.L),
         n_left_out=r.n_left_out, n_trunks=len(set(r.trunk)), n_budgets=len(iso.C), n_valid_budgets=int(iso.valid.sum()),
         C_range=C_range, param_count=param_count, window=window, min_steps=min_steps, iso=iso, joint=fit,
-        a2_samples=a2_boot, a_joint_samples=aj_boot, a2_budgets=a2_budgets, cost=r.cost)
+        a2_samples=a2_boot, a_joint_samples=aj_boot, a2_budgets=a2_budgets, cost=r.cost, resampling=resampling,
+        trunk_sd=draws.trunk_sd, noise_sd=draws.noise_sd, a2_reference=a2_ref, a_joint_reference=aj_ref,
+        resamples=draws)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +633,7 @@ class SensitivityTable:
     rows: list
     level: float
     n_bootstrap: int
+    resampling: str = "parametric"
 
     def _cells(self, row: Mapping) -> list[str]:
         def est(k):
@@ -428,8 +662,11 @@ class SensitivityTable:
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
         lines.insert(1, "-" * len(lines[0]))
-        lines.append(f"failed = resamples (of {self.n_bootstrap}) in which the estimate failed; they are left out of "
-                     "its interval, and the paired difference uses the resamples where both succeeded.")
+        how = ("losses simulated on the same runs from the joint law and the measured noise; basic intervals"
+               if self.resampling == "parametric" else "whole trunks drawn with replacement; percentile intervals")
+        lines.append(f"{self.n_bootstrap} paired {self.resampling} resamples per row ({how}). failed = resamples in "
+                     "which the estimate failed; they are left out of its interval, and the paired difference uses "
+                     "the resamples where both succeeded.")
         return "\n".join(lines)
 
 
@@ -454,7 +691,8 @@ def _describe(key: str, value) -> str:
 def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence | None = None,
                 param_counts: Sequence[str] = ("total", "non_embedding"), baseline: Mapping | None = None,
                 n_bootstrap: int = 100, seed: int | None = 0, level: float = 0.95, n_starts: int | None = 8,
-                workers: int | None = None) -> SensitivityTable:
+                workers: int | None = None, resampling: str = "parametric", trunk_sd: float | None = None,
+                noise_sd: float | None = None) -> SensitivityTable:
     """``a`` from both estimators under other reasonable choices, one choice changed at a time (Chapter 6);
     returns a :class:`SensitivityTable` (print it, or ``.to_markdown()``).
 
@@ -462,8 +700,9 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
     default ``window=2``, every run, total parameters) it varies the IsoFLOP window over ``windows``, the
     shortest run kept over ``min_steps`` (default: every run, and runs of at least 2 and 4 times the shortest
     run's steps) and the parameter count over ``param_counts``. Every row is a full :func:`analyse` with
-    ``n_bootstrap`` paired resamples (the joint fit is refitted only when its runs or parameter count change),
-    and reports its failed resamples. A choice that leaves too little data gives a row with a ``note``
+    ``n_bootstrap`` paired resamples made as ``resampling`` says, with ``trunk_sd`` and ``noise_sd`` as in
+    :func:`analyse` (an SD left ``None`` is measured again for each set of runs; the joint fit and its resamples
+    are remade only when the runs or the parameter count change), and reports its failed resamples. A choice that leaves too little data gives a row with a ``note``
     saying why, instead of an error."""
     runs = _check_runs(runs)
     base = {"window": 2, "min_steps": None, "param_count": "total", **(baseline or {})}
@@ -472,11 +711,12 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
     if min_steps is None:
         shortest = int(min(_column(runs, "steps")))
         min_steps = (None, 2 * shortest, 4 * shortest)
+    noise = {"trunk_sd": trunk_sd, "noise_sd": noise_sd}
     configs = [("baseline", base)]
     for key, values in (("window", windows), ("min_steps", min_steps), ("param_count", param_counts)):
         configs += [(key, {**base, key: v}) for v in values if v != base[key]]
     for _, cfg in configs:   # a bad choice is the caller's error, not a row
-        _check_options(n_bootstrap, level, EQUIVALENCE_MARGIN, cfg["window"])
+        _check_options(n_bootstrap, level, EQUIVALENCE_MARGIN, cfg["window"], resampling, noise)
         _param_field(cfg["param_count"])
         if cfg["min_steps"] is not None and not (isinstance(cfg["min_steps"], (int, np.integer)) and cfg["min_steps"] >= 1):
             raise ValueError(f"min_steps values must be positive whole numbers or None, got {cfg['min_steps']!r}.")
@@ -489,11 +729,11 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
                 }.get(varied, varied)
         try:
             res = _analyse(runs, parts, n_bootstrap=n_bootstrap, seed=seed, level=level, margin=EQUIVALENCE_MARGIN,
-                           n_starts=n_starts, workers=workers, cost=None, **cfg)
+                           n_starts=n_starts, workers=workers, cost=None, resampling=resampling, noise=noise, **cfg)
             rows.append(_row(name, label, res))
         except ValueError as err:
             rows.append(_row(name, label, None, note=str(err)))
-    return SensitivityTable(rows=rows, level=level, n_bootstrap=n_bootstrap)
+    return SensitivityTable(rows=rows, level=level, n_bootstrap=n_bootstrap, resampling=resampling)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,7 +903,7 @@ class Recovery:
     ``coverage2``/``coverage_joint`` the fraction of draws whose interval holds ``true_a``, ``coverage_se`` the
     binomial SD of such a fraction at the nominal ``level``; ``diff_coverage`` the fraction whose paired interval
     of ``a2 - a_joint`` holds 0 (both estimate the same ``a``). ``failed2``/``failed_joint`` sum the failed
-    resamples over all draws; ``results`` holds each draw's :class:`AllocationResult`."""
+    resamples over all draws; ``results`` holds each draw's :class:`AllocationResult`, ``resampling`` their scheme."""
     true_a: float
     a2: np.ndarray
     a_joint: np.ndarray
@@ -677,12 +917,13 @@ class Recovery:
     failed_joint: int
     level: float
     results: list = field(repr=False)
+    resampling: str = "parametric"
 
     def __str__(self) -> str:
         pct, n = round(100 * self.level), len(self.a2)
         return (f"true a = {self.true_a:.3f}; over {n} synthetic sweeps: Approach 2 {np.mean(self.a2):.3f} on average "
                 f"(SD {np.std(self.a2, ddof=1):.3f}), joint fit {np.mean(self.a_joint):.3f} (SD "
-                f"{np.std(self.a_joint, ddof=1):.3f}); the {pct} % intervals held the true a in "
+                f"{np.std(self.a_joint, ddof=1):.3f}); the {pct} % intervals ({self.resampling} resamples) held the true a in "
                 f"{self.coverage2:.0%} (Approach 2) and {self.coverage_joint:.0%} (joint fit) of the draws "
                 f"(binomial SD of such a rate: {self.coverage_se:.0%}); the paired interval of the difference held 0 "
                 f"in {self.diff_coverage:.0%}; failed resamples: {self.failed2} (Approach 2), {self.failed_joint} "
@@ -692,22 +933,27 @@ class Recovery:
 def _recovery_draw(runs, law, noise_sd, trunk_sd, data_seed, boot_seed, n_bootstrap, options) -> AllocationResult:
     """One synthetic sweep through :func:`analyse` (a function of its own, so that worker processes can run it)."""
     fake = synthetic_runs(runs, law, noise_sd=noise_sd, trunk_sd=trunk_sd, seed=data_seed,
-                          param_count=options.get("param_count", "total"))
+                          param_count=options.get("param_count", "total"))   # options may pass the SDs on (known_noise)
     return analyse(fake, n_bootstrap=n_bootstrap, seed=boot_seed, **options)
 
 
 def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float = 0.0, n_draws: int = 20,
-             n_bootstrap: int = 100, seed: int | None = 0, workers: int | None = None, **options) -> Recovery:
+             n_bootstrap: int = 100, seed: int | None = 0, workers: int | None = None, known_noise: bool = False,
+             **options) -> Recovery:
     """Run :func:`analyse` on ``n_draws`` synthetic copies of ``runs`` (:func:`synthetic_runs` with ``law``,
     ``noise_sd`` and ``trunk_sd``) and report how well each estimator recovers the law's ``a`` (Chapter 6);
     returns a :class:`Recovery`. ``options`` go to :func:`analyse` (``window``, ``min_steps``, ``param_count``,
-    ``level``, ``n_starts``, ...), so the analysis is exactly the one the real runs get. The draws run in
+    ``level``, ``n_starts``, ``resampling``, ...), so the analysis is exactly the one the real runs get; with
+    ``known_noise`` a parametric analysis is given the true ``trunk_sd`` and ``noise_sd`` instead of measuring
+    them (as a chapter that measured its noise separately would pass it). The draws run in
     ``workers`` processes (default: one per core), each analysis in one; the result does not depend on their
     number."""
     if not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
         raise ValueError(f"n_draws must be an integer of at least 2, got {n_draws!r}.")
     if "workers" in options:
         raise TypeError("pass workers to recovery itself: each draw's analysis runs in one process.")
+    if known_noise:
+        options = {**options, "trunk_sd": float(trunk_sd), "noise_sd": float(noise_sd)}
     param_count = options.get("param_count", "total")
     clean = synthetic_runs(runs, law, noise_sd=0.0, param_count=param_count)    # the runs need not hold losses
     r = _prepare(clean, param_count, options.get("min_steps"), options.get("cost"))
@@ -716,22 +962,7 @@ def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float
     seeds = np.random.SeedSequence(seed).generate_state(2 * n_draws)
     jobs = [(runs, dict(law), noise_sd, trunk_sd, int(seeds[2 * k]), int(seeds[2 * k + 1]), n_bootstrap,
              {**options, "workers": 1}) for k in range(n_draws)]
-    n_workers = min(n_draws, scaling._bootstrap_workers(64, workers))
-    if n_workers == 1:
-        results = [_recovery_draw(*job) for job in jobs]
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-                results = list(pool.map(_recovery_draw, *zip(*jobs)))
-        except BrokenProcessPool:   # a script without `if __name__ == "__main__":` cannot start workers
-            warnings.warn("could not start worker processes for the recovery draws (call it under `if __name__ == "
-                          "'__main__':` in a script, or pass workers=1); running them in this process.",
-                          RuntimeWarning, stacklevel=2)
-            results = [_recovery_draw(*job) for job in jobs]
+    results = _in_processes(_recovery_draw, jobs, min(n_draws, scaling._bootstrap_workers(64, workers)))
     level = results[0].level
 
     def covered(cis, value):
@@ -745,4 +976,5 @@ def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float
         coverage_joint=covered([x.a_joint_ci for x in results], true_a),
         diff_coverage=covered([x.diff_ci for x in results], 0.0),
         coverage_se=math.sqrt(level * (1 - level) / n_draws), failed2=sum(x.a2_failed for x in results),
-        failed_joint=sum(x.a_joint_failed for x in results), level=level, results=results)
+        failed_joint=sum(x.a_joint_failed for x in results), level=level, results=results,
+        resampling=results[0].resampling)
