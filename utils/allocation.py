@@ -14,7 +14,8 @@ that interval. Two resampling schemes are offered: ``"parametric"`` (the default
 the same runs from the fitted law and the noise measured in its residuals (:func:`split_noise`), and
 ``"trunks"`` draws whole trunks with replacement (:func:`utils.scaling.cluster_resamples`). On a grid where each
 trunk is one model size, drawing trunks also redraws the design, and its intervals come out too wide; the
-parametric scheme keeps the design fixed (``tests/test_allocation.py`` checks both against repeated draws). :func:`sensitivity` repeats it with other choices (IsoFLOP window,
+parametric scheme keeps the design fixed (``tests/test_allocation.py`` checks both against repeated draws).
+:func:`sensitivity` repeats it with other choices (IsoFLOP window,
 shortest run kept, parameter count). :func:`heldout_isoflop` scores a predicted optimum against a held-out
 IsoFLOP profile, and :func:`synthetic_runs` / :func:`recovery` push losses from a known law through exactly
 the same analysis, to tell a flaw of the design or the estimators from data that do not follow the law.
@@ -153,7 +154,8 @@ def _prepare(runs, param_count: str, min_steps, cost) -> _Runs:
     if n_trunks < 5:
         raise ValueError(f"the runs come from {len({r['trunk'] for r in runs})} trunks" +
                          ("" if min_steps is None else f", {n_trunks} of them with runs of {min_steps} steps or more") +
-                         "; the analysis needs at least 5 trunks (to resample them, or to measure their shared noise). " +
+                         "; the analysis needs at least 5 trunks (to resample them, or to measure their shared "
+                         "noise). " +
                          ("Add model sizes." if min_steps is None else "Lower min_steps."))
     budget = np.array([np.nan if r["budget"] is None else float(r["budget"]) for r in kept])
     N = _positive(field_N, _column(kept, field_N), kept)
@@ -367,11 +369,14 @@ class AllocationResult:
     (:class:`Resamples`). With ``"trunks"`` the samples are the estimates on each resample. With ``"parametric"``
     they are ``estimate - (simulated - a_joint)``: each simulated estimate's error (the simulations' true exponent
     is the fitted law's, ``a_joint``) taken off the estimate (see :func:`analyse`). ``a2_reference`` and
-    ``a_joint_reference`` are the two estimators on the noise-free law: their errors without noise; ``trunk_sd`` and ``noise_sd`` are the noise it simulated. ``a2_failed``/``a_joint_failed`` count failed resamples (fewer than 3
-    valid IsoFLOP minima; a joint refit with no finite optimum): they are left out of that estimate's interval,
-    and the difference uses the ``n_paired`` resamples where both succeeded. ``a2_budgets`` holds, per resample,
-    how many budgets had a valid minimum (of ``n_budgets``). ``iso`` and ``joint`` are the point fits, ``cost`` the
-    cost curve (``N -> FLOPs per token``) along which the joint fit's optimum was found."""
+    ``a_joint_reference`` are the two estimators on the noise-free law (their errors without noise are these
+    minus ``a_joint``); ``trunk_sd`` and ``noise_sd`` are the noise it simulated (nan for ``"trunks"``).
+    ``a2_failed``/``a_joint_failed`` count failed resamples (fewer than 3 valid IsoFLOP minima; a joint refit
+    that raised or has no finite optimum): they are left out of that estimate's interval, and the difference uses
+    the ``n_paired`` resamples where both succeeded. ``a2_budgets`` holds, per resample, how many budgets had a
+    valid minimum (of ``n_budgets``). ``iso`` and ``joint`` are the point fits (``joint.samples`` and its
+    intervals come from the same resamples' refits), ``cost`` the cost curve (``N -> FLOPs per token``) along which
+    the joint fit's optimum was found."""
     a2: float
     a_joint: float
     diff: float
@@ -402,7 +407,7 @@ class AllocationResult:
     a_joint_samples: np.ndarray = field(repr=False)
     a2_budgets: np.ndarray = field(repr=False)
     cost: Callable = field(repr=False, default=None)
-    resampling: str = "trunks"
+    resampling: str = "parametric"
     trunk_sd: float = float("nan")
     noise_sd: float = float("nan")
     a2_reference: float = float("nan")
@@ -451,6 +456,10 @@ class AllocationResult:
                  f"  joint fit  : a = {self.a_joint:.3f} {_fmt_ci(self.a_joint_ci)}  "
                  f"(failed resamples: {self.a_joint_failed}; C from {self.C_range[0]:.3g} to {self.C_range[1]:.3g})",
                  "  " + self.verdict()]
+        if self.resampling == "parametric":
+            lines.insert(3, f"  on the joint law's own noise-free losses Approach 2 reads a = {self.a2_reference:.3f} "
+                            f"and the joint fit {self.a_joint_reference:.3f}, against the law's {self.a_joint:.3f}: "
+                            "their errors without noise, which the intervals include")
         return "\n".join(lines)
 
 
@@ -479,8 +488,8 @@ def _joint_part(r: _Runs, scheme: str, n_bootstrap: int, seed, noise: Mapping, n
     ``"trunks"``: the refits on trunk draws (:func:`utils.scaling.cluster_resamples`); no reference (nan).
     ``"parametric"``: the noise split from the fit's residuals (:func:`split_noise`, or ``noise`` as given), loss
     sets simulated from the fitted law (:func:`_simulate`), each refitted; the reference is ``a`` of the refit to
-    the noise-free law (a check that the fit finds its own law again). The returned fit then carries the parametric refits as its ``samples``, with their
-    percentile intervals."""
+    the noise-free law (a check that the fit finds its own law again). The returned fit then carries the
+    parametric refits as its ``samples``, with their percentile intervals."""
     budgets = r.budget[np.isfinite(r.budget)]
     C_range = (float(budgets.min()), float(budgets.max()))
     if scheme == "trunks":
@@ -702,8 +711,8 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
     run's steps) and the parameter count over ``param_counts``. Every row is a full :func:`analyse` with
     ``n_bootstrap`` paired resamples made as ``resampling`` says, with ``trunk_sd`` and ``noise_sd`` as in
     :func:`analyse` (an SD left ``None`` is measured again for each set of runs; the joint fit and its resamples
-    are remade only when the runs or the parameter count change), and reports its failed resamples. A choice that leaves too little data gives a row with a ``note``
-    saying why, instead of an error."""
+    are remade only when the runs or the parameter count change), and reports its failed resamples. A choice
+    that leaves too little data gives a row with a ``note`` saying why, instead of an error."""
     runs = _check_runs(runs)
     base = {"window": 2, "min_steps": None, "param_count": "total", **(baseline or {})}
     if set(base) != {"window", "min_steps", "param_count"}:
@@ -923,7 +932,8 @@ class Recovery:
         pct, n = round(100 * self.level), len(self.a2)
         return (f"true a = {self.true_a:.3f}; over {n} synthetic sweeps: Approach 2 {np.mean(self.a2):.3f} on average "
                 f"(SD {np.std(self.a2, ddof=1):.3f}), joint fit {np.mean(self.a_joint):.3f} (SD "
-                f"{np.std(self.a_joint, ddof=1):.3f}); the {pct} % intervals ({self.resampling} resamples) held the true a in "
+                f"{np.std(self.a_joint, ddof=1):.3f}); the {pct} % intervals ({self.resampling} resamples) held the "
+                "true a in "
                 f"{self.coverage2:.0%} (Approach 2) and {self.coverage_joint:.0%} (joint fit) of the draws "
                 f"(binomial SD of such a rate: {self.coverage_se:.0%}); the paired interval of the difference held 0 "
                 f"in {self.diff_coverage:.0%}; failed resamples: {self.failed2} (Approach 2), {self.failed_joint} "
