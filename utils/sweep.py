@@ -21,7 +21,7 @@ that a kill cut short is reported (file and line), its point is trained again, a
 
 Command line (prints a summary table)::
 
-    python -m utils.sweep --profile quick          # the quick sweep (about five minutes on a 2-core CPU)
+    python -m utils.sweep --profile quick          # the quick sweep (about eight minutes on a 2-core CPU)
     python -m utils.sweep --profile full --list    # the plan only, no training
     python -m utils.sweep --bench                  # branches against separate runs, side by side
 """
@@ -356,23 +356,22 @@ def shape_for_params(grid: SweepGrid, N_target: float, n_layer: int | None = Non
 
 # ----------------------------------------------------------------------------- the profiles
 
-#: The course's grids. ``quick``: CPU, about five and a half minutes on a 2-core machine (322 s from an empty
-#: cache, 3 December 2026); ``full``: a GPU. Widths grow by 1.14-1.5x per rung, so N grows by about 1.3-2.2x per rung
-#: (Chapter 6 prints the factors), finest among the small widths: with at most 1,000 tokens per parameter, a
-#: budget's two points beyond its minimum on the small side must fit between 250 and 1,000 tokens per parameter.
-#: Budgets grow by 2^(1/3) (full's by sqrt(2)) over at least 1.5 decades of compute (full: 2). Every run warms
-#: up over at most a tenth of the shortest run's steps. In ``quick`` no run reads a training character twice
-#: (the split has 4,287,561); ``full`` allows four passes, without which its largest budgets are out of reach.
+#: The course's grids. ``quick``: CPU, about eight minutes on a 2-core machine (466 s under `make nbval`, 3 December 2026); ``full``: a GPU.
+#: Widths grow by 1.2-1.5x per rung, so N grows by about 1.4-2.2x (Chapter 6 prints the factors), with extra rungs (d20; and in
+#: ``full`` every 1.2x) where the minima lie; budgets grow by 2^(1/3) (full's by sqrt(2)) over at least
+#: 1.5 decades of compute (full: 2). Every run warms up over at most a tenth of the shortest run's steps.
+#: Small character models are best trained on hundreds of tokens per parameter (Chapter 6), hence the
+#: high cap and up to four passes over the data.
 GRIDS: dict[str, SweepGrid] = {
     "quick": SweepGrid(
         name="quick",
-        sizes=tuple((2, w) for w in (4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96)),
-        budgets=tuple(5e9 * 2 ** (k / 3) for k in range(16)),
+        sizes=((2, 4), (2, 6), (2, 8), (2, 12), (2, 16), (2, 20), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96)),
+        budgets=tuple(1e10 * 2 ** (k / 3) for k in range(16)),
         slice_steps=(512, 1024),
-        lrs=((4, 1.5e-2), (5, 1.5e-2), (6, 1.5e-2), (7, 1.5e-2), (8, 1.5e-2), (10, 1.3e-2), (12, 1.2e-2), (14, 1.1e-2),
-             (16, 1e-2), (20, 9e-3), (24, 8e-3), (32, 6e-3), (48, 4e-3), (64, 3e-3), (96, 3e-3)),
-        n_ctx=64, batch_size=8, min_steps=150, max_tokens=4_280_000, max_tokens_per_param=1000,
-        warmup_iters=15, eval_iters=40, min_decades_C=1.5, optimum_tokens_per_param=(30, 250),
+        lrs=((4, 1.5e-2), (6, 1.5e-2), (8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (20, 9e-3), (24, 8e-3), (32, 6e-3),
+             (48, 4e-3), (64, 3e-3), (96, 3e-3)),
+        n_ctx=64, batch_size=8, min_steps=200, max_tokens=17_200_000, max_tokens_per_param=3000,
+        warmup_iters=20, eval_iters=40, min_decades_C=1.5, optimum_tokens_per_param=(30, 250),
     ),
     # Data-limited: the training split has about 4.3 million characters, so D <= 17M is up to 4 epochs.
     "full": SweepGrid(
