@@ -402,6 +402,8 @@ def test_sensitivity_varies_one_choice_at_a_time_and_reports_failures(plan):
     assert table.rows[4]["a_joint"] != base["a_joint"]
     text, md = str(table), table.to_markdown()
     assert "failed" in text and md.count("\n") == len(table.rows) + 1 and md.startswith("| varied")
+    mc = max(r["mc"] for r in table.rows if "mc" in r)  # the rows with numbers carry their Monte-Carlo error
+    assert 0 < mc < 0.5 and f"up to ±{mc:.2f}" in text
 
 
 # ----------------------------------------------------------------------------- heldout_isoflop
@@ -443,6 +445,15 @@ def test_heldout_interval_widens_with_the_noise():
     narrow = heldout_isoflop(N, loss, predicted_N_opt=3e4, noise_sd=0.002)
     wide = heldout_isoflop(N, loss, predicted_N_opt=3e4, noise_sd=0.02)
     assert math.log(wide.N_opt_ci[1] / wide.N_opt_ci[0]) > 3 * math.log(narrow.N_opt_ci[1] / narrow.N_opt_ci[0])
+
+
+def test_heldout_interval_ends_past_the_sizes_are_written_as_such():
+    # so noisy a profile that some simulated parabolas are almost flat: their vertices land anywhere
+    N, loss = _profile()
+    wild = heldout_isoflop(N, loss, predicted_N_opt=3e4, noise_sd=0.2)
+    tame = heldout_isoflop(N, loss, predicted_N_opt=3e4, noise_sd=0.002)
+    assert wild.ratio_ci[1] > 100 * N.max() / 3e4 and "beyond" in wild.ratio_ci_text and "beyond" in str(wild)
+    assert "beyond" not in tame.ratio_ci_text and f"{tame.ratio_ci[0]:.2f}" in tame.ratio_ci_text
 
 
 def test_heldout_isoflop_refuses_bad_profiles():

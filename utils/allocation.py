@@ -637,7 +637,8 @@ _ROW_KEYS = ("varied", "setting", "n_runs", "a2", "a2_lo", "a2_hi", "a2_failed",
 class SensitivityTable:
     """Rows of :func:`sensitivity` (Chapter 6): one dict per analysis, keys ``varied`` (which choice differs from
     the baseline), ``setting``, ``n_runs``, ``a2``, ``a2_lo``, ``a2_hi``, ``a2_failed``, the same for ``a_joint``
-    and ``diff`` (``a2 - a_joint``, paired), and ``note`` (why a row has no numbers, if it has none).
+    and ``diff`` (``a2 - a_joint``, paired), ``note`` (why a row has no numbers, if it has none) and ``mc`` (the
+    largest Monte-Carlo error of the row's interval ends; absent from a row without numbers).
     ``str()`` gives a plain-text table, :meth:`to_markdown` a Markdown one."""
     rows: list
     level: float
@@ -676,6 +677,10 @@ class SensitivityTable:
         lines.append(f"{self.n_bootstrap} paired {self.resampling} resamples per row ({how}). failed = resamples in "
                      "which the estimate failed; they are left out of its interval, and the paired difference uses "
                      "the resamples where both succeeded.")
+        mc = [r["mc"] for r in self.rows if np.isfinite(r.get("mc", np.nan))]
+        if mc:
+            lines.append(f"Monte-Carlo error of the interval ends (from {self.n_bootstrap} resamples): up to "
+                         f"±{max(mc):.2f}, so ends that differ by less than that are not different.")
         return "\n".join(lines)
 
 
@@ -686,7 +691,8 @@ def _row(varied: str, setting: str, res: AllocationResult | None, note: str = ""
     return {"varied": varied, "setting": setting, "n_runs": res.n_runs, "a2": res.a2, "a2_lo": res.a2_ci[0],
             "a2_hi": res.a2_ci[1], "a2_failed": res.a2_failed, "a_joint": res.a_joint, "a_joint_lo": res.a_joint_ci[0],
             "a_joint_hi": res.a_joint_ci[1], "a_joint_failed": res.a_joint_failed, "diff": res.diff,
-            "diff_lo": res.diff_ci[0], "diff_hi": res.diff_ci[1], "note": note}
+            "diff_lo": res.diff_ci[0], "diff_hi": res.diff_ci[1], "note": note,
+            "mc": float(np.nanmax(np.concatenate([res.a2_mc, res.a_joint_mc, res.diff_mc])))}
 
 
 def _describe(key: str, value) -> str:
@@ -780,12 +786,24 @@ class HeldoutIsoFLOP:
     level: float
     method: str
 
+    def _interval_text(self, ci, scale: float, fmt: str) -> str:
+        """``ci`` as ``[lo, hi]``; an end beyond 100 times the largest size sampled (``scale`` converts sizes to the
+        quantity shown) is written as such: a parabola that is almost flat puts its vertex anywhere."""
+        cap = 100 * float(np.max(self.N)) * scale
+        ends = [f"{v:{fmt}}" if np.isfinite(v) and 0 < v <= cap else f"beyond {cap:{fmt}} (100x the largest size)"
+                for v in ci]
+        return f"[{ends[0]}, {ends[1]}]"
+
+    @property
+    def ratio_ci_text(self) -> str:
+        """The ratio's interval as text, ends past 100 times the largest size sampled written as such."""
+        return self._interval_text(self.ratio_ci, 1 / self.predicted_N_opt, ".2f")
+
     def __str__(self) -> str:
         pct = round(100 * self.level)
-        lines = [f"measured optimum N = {self.N_opt:,.0f}, {pct} % interval [{self.N_opt_ci[0]:,.0f}, "
-                 f"{self.N_opt_ci[1]:,.0f}]; predicted {self.predicted_N_opt:,.0f}",
-                 f"measured / predicted = {self.ratio:.2f}, {pct} % interval [{self.ratio_ci[0]:.2f}, "
-                 f"{self.ratio_ci[1]:.2f}]  ({self.method})"]
+        lines = [f"measured optimum N = {self.N_opt:,.0f}, {pct} % interval {self._interval_text(self.N_opt_ci, 1.0, ',.0f')}"
+                 f"; predicted {self.predicted_N_opt:,.0f}",
+                 f"measured / predicted = {self.ratio:.2f}, {pct} % interval {self.ratio_ci_text}  ({self.method})"]
         if self.residuals is not None:
             lines.append(f"loss level: measured minus predicted {self.level_error:+.4f} ± {self.level_error_se:.4f} "
                          "nats on average; per size: " + ", ".join(
