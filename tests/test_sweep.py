@@ -328,6 +328,10 @@ def test_a_retrained_point_equals_the_uninterrupted_sweep_bit_for_bit(dataset, t
     for a, b in zip(whole, again):
         for key in ("final_val_loss", "final_train_loss", "D", "flops", "history"):
             assert b[key] == a[key], (a["run"], key)
+    # the processor time of real training on the CPU is recorded beside the wall-clock time, and cannot exceed
+    # it by more than the process's other threads could add (one training thread here)
+    for r in whole:
+        assert 0 < r["trunk_cpu_time_s"] <= 1.5 * r["trunk_wall_time_s"] + 0.1, r
     assert len(path.read_text().splitlines()) == len(plan(grid))
 
 

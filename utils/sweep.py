@@ -518,8 +518,11 @@ def missing_points(grid: SweepGrid, path=None) -> list[dict]:
     return [r for r in plan(grid) if r["run"] not in done]
 
 
-def _record(spec: dict, res, grid: SweepGrid, trunk_loss: float | None, trunk_time: float) -> dict:
-    """One result line: the point's plan plus what training measured."""
+def _record(spec: dict, res, grid: SweepGrid, trunk_loss: float | None, trunk_time: float,
+            trunk_cpu: float | None = None) -> dict:
+    """One result line: the point's plan plus what training measured. ``trunk_cpu``: the processor seconds of
+    the process that trained the trunk (``time.process_time``), which other programs on a busy machine do not
+    inflate as they do the wall-clock ``trunk_time``; ``None`` where it would not measure the training (a GPU)."""
     ln2 = math.log(2)
     rec = dict(spec)
     rec.update({
@@ -530,6 +533,7 @@ def _record(spec: dict, res, grid: SweepGrid, trunk_loss: float | None, trunk_ti
         "final_train_bpc": float(res.final_train_loss) / ln2, "final_val_bpc": float(res.final_val_loss) / ln2,
         "constant_lr_val_loss": None if trunk_loss is None else float(trunk_loss),
         "wall_time_s": float(res.wall_time_s), "trunk_wall_time_s": float(trunk_time),
+        "trunk_cpu_time_s": None if trunk_cpu is None else float(trunk_cpu),
         "device": str(getattr(res, "device", "")),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
@@ -542,10 +546,10 @@ def _record(spec: dict, res, grid: SweepGrid, trunk_loss: float | None, trunk_ti
 
 def _train_trunk(trunk: dict, grid: SweepGrid, train_fn: Callable, dataset, overrides: dict) -> list[dict]:
     """Train one size's trunk with its branches; return the result lines of its points."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = train_fn(trunk["model_config"], {**trunk["train_config"], **overrides}, dataset, progress=False,
                    branches=trunk["branches"])
-    spent = time.perf_counter() - t0
+    spent, cpu = time.perf_counter() - t0, time.process_time() - c0
     by_steps = {b.iters: b for b in res.branches}
     by_steps[res.iters] = res
     from .train import cooldown_steps
@@ -553,7 +557,9 @@ def _train_trunk(trunk: dict, grid: SweepGrid, train_fn: Callable, dataset, over
     # the trunk's own loss at a branch's length is a constant-rate loss only before the trunk cools down itself
     own_cool_start = res.iters - cooldown_steps(res.iters, SimpleNamespace(cooldown_fraction=grid.cooldown_fraction))
     trunk_loss = {h["step"]: h["val_loss"] for h in res.history if h["step"] <= own_cool_start}
-    return [_record(p, by_steps[p["steps"]], grid, trunk_loss.get(p["steps"]), spent) for p in trunk["points"]]
+    on_cpu = str(getattr(res, "device", "cpu")).startswith("cpu")
+    return [_record(p, by_steps[p["steps"]], grid, trunk_loss.get(p["steps"]), spent, cpu if on_cpu else None)
+            for p in trunk["points"]]
 
 
 def run_sweep(grid: SweepGrid | str | None = None, *, path=None, dataset=None,
