@@ -680,7 +680,7 @@ class SensitivityTable:
         mc = [r["mc"] for r in self.rows if np.isfinite(r.get("mc", np.nan))]
         if mc:
             lines.append(f"Monte-Carlo error of the interval ends (from {self.n_bootstrap} resamples): up to "
-                         f"±{max(mc):.2f}, so ends that differ by less than that are not different.")
+                         f"±{max(mc):.2f}, so two ends closer than about three times that could be the same end drawn twice.")
         return "\n".join(lines)
 
 
@@ -787,11 +787,13 @@ class HeldoutIsoFLOP:
     method: str
 
     def _interval_text(self, ci, scale: float, fmt: str) -> str:
-        """``ci`` as ``[lo, hi]``; an end beyond 100 times the largest size sampled (``scale`` converts sizes to the
-        quantity shown) is written as such: a parabola that is almost flat puts its vertex anywhere."""
-        cap = 100 * float(np.max(self.N)) * scale
-        ends = [f"{v:{fmt}}" if np.isfinite(v) and 0 < v <= cap else f"beyond {cap:{fmt}} (100x the largest size)"
-                for v in ci]
+        """``ci`` as ``[lo, hi]``; an end beyond 100 times the largest size sampled, or below a hundredth of the
+        smallest (``scale`` converts sizes to the quantity shown), is written as such: a parabola that is almost
+        flat, or has no minimum, puts its vertex anywhere."""
+        lo_cap, hi_cap = float(np.min(self.N)) * scale / 100, 100 * float(np.max(self.N)) * scale
+        ends = [f"{v:{fmt}}" if np.isfinite(v) and lo_cap <= v <= hi_cap else
+                (f"below {lo_cap:{fmt}} (1/100 of the smallest size)" if v < lo_cap else
+                 f"beyond {hi_cap:{fmt}} (100x the largest size)") for v in ci]
         return f"[{ends[0]}, {ends[1]}]"
 
     @property
