@@ -321,28 +321,12 @@ def _refit_rows(N: np.ndarray, D: np.ndarray, losses: np.ndarray, n_starts) -> n
     return out
 
 
-def _in_processes(func: Callable, jobs: list, workers: int) -> list:
-    """``[func(*job) for job in jobs]``, in ``workers`` processes when more than one."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [func(*job) for job in jobs]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-            return list(pool.map(func, *zip(*jobs)))
-    except BrokenProcessPool:   # a script without `if __name__ == "__main__":` cannot start workers
-        warnings.warn("could not start worker processes (call this under `if __name__ == '__main__':` in a script, "
-                      "or pass workers=1); running in this process.", RuntimeWarning, stacklevel=3)
-        return [func(*job) for job in jobs]
-
-
 def _refit_all(r: _Runs, losses: np.ndarray, n_starts, workers) -> np.ndarray:
     """:func:`_refit_rows` over all simulated sets, split across ``workers`` processes (default: one per core)."""
     n_workers = scaling._bootstrap_workers(len(losses), workers)
     chunks = np.array_split(losses, min(len(losses), 4 * n_workers)) if n_workers > 1 else [losses]
-    parts = _in_processes(_refit_rows, [(r.N, r.D, c, n_starts) for c in chunks], n_workers)
+    parts = scaling._in_processes(_refit_rows, [(r.N, r.D, c, n_starts) for c in chunks], n_workers,
+                                  "the parametric refits")
     return np.vstack(parts)
 
 
@@ -992,7 +976,8 @@ def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float
     seeds = np.random.SeedSequence(seed).generate_state(2 * n_draws)
     jobs = [(runs, dict(law), noise_sd, trunk_sd, int(seeds[2 * k]), int(seeds[2 * k + 1]), n_bootstrap,
              {**options, "workers": 1}) for k in range(n_draws)]
-    results = _in_processes(_recovery_draw, jobs, min(n_draws, scaling._bootstrap_workers(64, workers)))
+    results = scaling._in_processes(_recovery_draw, jobs, min(n_draws, scaling._bootstrap_workers(64, workers)),
+                                    "the recovery draws")
     level = results[0].level
 
     def covered(cis, value):

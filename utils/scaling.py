@@ -443,23 +443,29 @@ def _bootstrap(logX: np.ndarray, logy: np.ndarray, delta: float, n: int, G: np.n
     n_workers = min(_bootstrap_workers(n_bootstrap, workers), n_bootstrap)
     if n_workers == 1:
         return _refit_chunk(logX, logy, delta, G, n_starts, bounds, weights)
+    chunks = np.array_split(weights, n_workers * 4)
+    return np.vstack(_in_processes(_refit_chunk, [(logX, logy, delta, G, n_starts, bounds, c) for c in chunks],
+                                   n_workers, "the bootstrap", instead="refitting", stacklevel=5))
+
+
+def _in_processes(func, jobs: list, workers: int, what: str, instead: str = "running it", stacklevel: int = 4) -> list:
+    """``[func(*job) for job in jobs]``, in ``workers`` spawned processes when more than one (``func`` must be a
+    module-level function). Spawned workers import the calling script again, so a script without
+    ``if __name__ == "__main__":`` cannot start them: then a warning names ``what`` and says what happens
+    ``instead``, and the jobs run in this process (the same jobs, the same results, only slower)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [func(*job) for job in jobs]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-
     from concurrent.futures.process import BrokenProcessPool
 
-    chunks = np.array_split(weights, n_workers * 4)
     try:
-        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-            parts = list(pool.map(_refit_chunk, *zip(*[(logX, logy, delta, G, n_starts, bounds, c) for c in chunks])))
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            return list(pool.map(func, *zip(*jobs)))
     except BrokenProcessPool:
-        # spawned workers import the calling script again; a script without `if __name__ == "__main__":`
-        # cannot start them. Refit here instead (same resamples, same result, only slower).
-        warnings.warn("could not start worker processes for the bootstrap (call the fit under "
-                      "`if __name__ == '__main__':` in a script, or pass workers=1); refitting in this process.",
-                      RuntimeWarning, stacklevel=4)
-        return _refit_chunk(logX, logy, delta, G, n_starts, bounds, weights)
-    return np.vstack(parts)
+        warnings.warn(f"could not start worker processes for {what} (call it under `if __name__ == '__main__':` in "
+                      f"a script, or pass workers=1); {instead} in this process.", RuntimeWarning, stacklevel=stacklevel)
+        return [func(*job) for job in jobs]
 
 
 def _check_bootstrap_args(n_bootstrap, delta) -> None:
