@@ -31,6 +31,7 @@ def test_dry_run_rehearses_every_section_on_the_cpu(tmp_path, corpus, monkeypatc
     full = s["full_run"]
     assert full["complete"] and full["tokens_seen"] == full["planned_tokens"] and full["mfu"] > 0
     assert full["ngram_val_bpc"] == res["data"]["ngram"]["val_bpc"] and full["val_bpc_curve"][0][0] == 0
+    assert full["beats_ngram"] == (full["val_bpc_whole_split"] < full["ngram_val_bpc"])
     assert s["compile"]["compile_time_s"] > 0 and s["compile"]["speedup_steady"] > 0
     assert s["compile"]["val_loss_diff"] == pytest.approx(0.0, abs=1e-4)  # compiling changes no number
     assert s["sweep"]["probed"] == s["sweep"]["trunks"] and s["sweep"]["trained"]["points"]
@@ -128,3 +129,31 @@ def test_prepare_refuses_the_flags_of_the_check_it_does_not_run(extra, monkeypat
     assert stop.value.code == 2 and f"{extra[0]} does not apply with --prepare" in capsys.readouterr().err
     monkeypatch.setattr(gpucheck, "prepare", lambda: {"chars": 1})
     assert gpucheck.main(["--prepare"]) == 0 and json.loads(capsys.readouterr().out) == {"chars": 1}
+
+
+def test_full_run_compares_the_whole_split_with_the_ngram_not_the_training_windows(corpus):
+    # a run whose random windows claim 0 bits/char while its model is untrained: only the whole-split
+    # score (about log2 of the vocabulary) may decide whether it beats the 5-gram
+    import dataclasses
+    import math
+
+    from utils.model import GPT
+
+    dataset, _ = gpucheck.load_corpus(corpus)
+    mc, tc = gpucheck._dry_model(dataset.vocab_size)
+    model = GPT(mc)
+
+    def fake_train(mc_, tc_, ds_, progress=False, callback=None):
+        from utils.train import TrainResult
+        return TrainResult(model=model, model_config=mc_.to_dict(), train_config=tc_.to_dict(),
+                           history=[{"step": 0, "val_bpc": 0.0}], iters=tc_.max_iters,
+                           tokens_seen=tc_.max_iters * tc_.batch_size * mc_.n_ctx, final_train_loss=0.0,
+                           final_val_loss=0.0, wall_time_s=1.0, tokens_per_s=1.0)
+
+    ngram = gpucheck.ngram_baseline(dataset)
+    ctx = {"dataset": dataset, "device": "cpu", "dry_run": True, "model": (mc, dataclasses.replace(tc)),
+           "ngram": ngram, "train": fake_train, "auto_dtype": "float32", "step_s": {"float32": 1e-3}}
+    out = gpucheck.section_full_run(ctx, budget=60.0)
+    assert out["final_val_bpc"] == 0.0 < ngram["val_bpc"]
+    assert out["val_bpc_whole_split"] > ngram["val_bpc"] and not out["beats_ngram"]
+    assert math.isclose(out["val_bpc_whole_split"], math.log2(dataset.vocab_size), rel_tol=0.1)

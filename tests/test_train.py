@@ -178,6 +178,26 @@ def test_cpu_peak_is_measured_once_per_process():
     assert peak > 1e8 and peak_flops("cpu") == peak
 
 
+def test_cpu_peak_fresh_measures_again_and_keeps_the_first_measurement(monkeypatch):
+    import utils.train as train_module
+
+    calls = []
+    real_mm = torch.mm
+
+    def counting_mm(a, b):
+        calls.append(a.shape)
+        return real_mm(a, b)
+
+    first = train_module.cpu_peak_flops(n=64)  # cached for this thread count and size
+    monkeypatch.setattr(torch, "mm", counting_mm)
+    assert train_module.cpu_peak_flops(n=64) == first and not calls  # the cached value, no matmul run
+    again = train_module.cpu_peak_flops(n=64, fresh=True)
+    assert len(calls) == 16 and all(shape == (64, 64) for shape in calls)  # warm-up + 5 x 3 timed products
+    assert again > 0
+    calls.clear()
+    assert train_module.cpu_peak_flops(n=64) == first and not calls  # a fresh probe replaces nothing
+
+
 @pytest.mark.parametrize("name, peak", [
     ("Tesla T4", 65e12), ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA A100-PCIE-40GB", 312e12),
     ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H100 NVL", 835e12),

@@ -313,12 +313,17 @@ def _cpu_peak(threads: int, n: int) -> float:
     return best
 
 
-def cpu_peak_flops(n: int = 768) -> float:
+def cpu_peak_flops(n: int = 768, *, fresh: bool = False) -> float:
     """FLOP/s of a float32 ``n x n`` matrix multiply on this CPU, measured once per process.
 
     This is the "peak" that CPU MFU is measured against: the best a large, simple matmul
     reaches here, with torch's current thread count. On a loaded machine it is lower too.
+    The first measurement per thread count is kept for the rest of the process;
+    ``fresh=True`` measures again instead (and keeps nothing), which Chapter 4b uses to
+    compare the machine's speed now with the speed a run's MFU was divided by.
     """
+    if fresh:
+        return _cpu_peak.__wrapped__(torch.get_num_threads(), n)
     return _cpu_peak(torch.get_num_threads(), n)
 
 
