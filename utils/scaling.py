@@ -65,6 +65,9 @@ HOFFMANN_2022: dict[str, Any] = {
     "a": 0.46, "b": 0.54,                     # Approach 3
     "a_approach1": 0.50, "b_approach1": 0.50,
     "a_approach2": 0.49, "b_approach2": 0.51,
+    # Hoffmann et al. (2022), Table 2: the 10th and 90th percentiles of a that they print beside each approach
+    # (Approach 3's is the one Besiroglu et al. (2024) call implausibly narrow)
+    "a_approach1_ci": (0.488, 0.502), "a_approach2_ci": (0.462, 0.534), "a_ci": (0.454, 0.455),
     "tokens_per_param": 20.0,                 # rule of thumb from Approaches 1 and 2
     "units": "loss in nats/token (MassiveText, SentencePiece); N parameters; D tokens; C = 6ND FLOPs",
     "citation": "hoffmann2022training",
