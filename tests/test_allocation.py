@@ -406,6 +406,22 @@ def test_sensitivity_varies_one_choice_at_a_time_and_reports_failures(plan):
     assert 0 < mc < 0.5 and f"up to ±{mc:.2f}" in text
 
 
+def test_sensitivity_max_tokens_row_refits_without_the_runs_of_more_tokens(plan):
+    runs = synthetic_runs(plan, LAW, noise_sd=0.003, trunk_sd=0.005, seed=6)
+    D = np.array([r["D"] for r in runs])
+    cap = int(np.quantile(D, 0.8))
+    table = sensitivity(runs, windows=(2,), min_steps=(None,), param_counts=("total",), max_tokens=(cap, 1),
+                        n_bootstrap=6, n_starts=2, workers=1)
+    base, capped, none_left = table.rows
+    assert capped["varied"] == "most tokens kept" and f"{cap:,} tokens or fewer" in capped["setting"]
+    assert capped["n_runs"] == int((D <= cap).sum()) < base["n_runs"] == len(runs)
+    assert capped["a_joint"] != base["a_joint"] and np.isfinite(capped["a_joint"])   # refitted on fewer runs
+    assert "no run has 1 tokens or fewer" in none_left["note"] and math.isnan(none_left["a_joint"])
+    for bad in (0, 2.5, "many"):
+        with pytest.raises(ValueError, match="max_tokens"):
+            sensitivity(runs, max_tokens=(bad,), n_bootstrap=6, n_starts=2, workers=1)
+
+
 # ----------------------------------------------------------------------------- heldout_isoflop
 
 def _profile(N0=3e4, curvature=0.05, n=5):

@@ -684,6 +684,8 @@ def _describe(key: str, value) -> str:
         return "all points" if value is None else f"±{value} rungs"
     if key == "min_steps":
         return "every run" if value is None else f"runs of {value} steps or more"
+    if key == "max_tokens":
+        return f"runs of {value:,} tokens or fewer"
     return f"{value.replace('_', '-')} parameters"
 
 
@@ -691,14 +693,16 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
                 param_counts: Sequence[str] = ("total", "non_embedding"), baseline: Mapping | None = None,
                 n_bootstrap: int = 100, seed: int | None = 0, level: float = 0.95, n_starts: int | None = 8,
                 workers: int | None = None, resampling: str = "parametric", trunk_sd: float | None = None,
-                noise_sd: float | None = None) -> SensitivityTable:
+                noise_sd: float | None = None, max_tokens: Sequence = ()) -> SensitivityTable:
     """``a`` from both estimators under other reasonable choices, one choice changed at a time (Chapter 6);
     returns a :class:`SensitivityTable` (print it, or ``.to_markdown()``).
 
     Starting from ``baseline`` (a dict of :func:`analyse`'s ``window``, ``min_steps`` and ``param_count``;
     default ``window=2``, every run, total parameters) it varies the IsoFLOP window over ``windows``, the
     shortest run kept over ``min_steps`` (default: every run, and runs of at least 2 and 4 times the shortest
-    run's steps) and the parameter count over ``param_counts``. Every row is a full :func:`analyse` with
+    run's steps) and the parameter count over ``param_counts``; each value in ``max_tokens`` adds a row without
+    the runs of more tokens than it (pass the training split's length to keep only runs that read each token
+    at most once). Every row is a full :func:`analyse` with
     ``n_bootstrap`` paired resamples made as ``resampling`` says, with ``trunk_sd`` and ``noise_sd`` as in
     :func:`analyse` (an SD left ``None`` is measured again for each set of runs; the joint fit and its resamples
     are remade only when the runs or the parameter count change), and reports its failed resamples. A choice
@@ -719,6 +723,10 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
         _param_field(cfg["param_count"])
         if cfg["min_steps"] is not None and not (isinstance(cfg["min_steps"], (int, np.integer)) and cfg["min_steps"] >= 1):
             raise ValueError(f"min_steps values must be positive whole numbers or None, got {cfg['min_steps']!r}.")
+    for cap in max_tokens:
+        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+            raise ValueError(f"max_tokens values must be positive whole numbers of tokens, got {cap!r}; pass, for "
+                             "example, the length of the training split to keep the runs that read it at most once.")
     parts: dict = {}
     rows = []
     for varied, cfg in configs:
@@ -732,6 +740,17 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
             rows.append(_row(name, label, res))
         except ValueError as err:
             rows.append(_row(name, label, None, note=str(err)))
+    tokens = np.asarray(_column(runs, "D"), dtype=float) if len(max_tokens) else None
+    for cap in max_tokens:   # other runs, so their own joint fit and resamples (a fresh ``parts``)
+        kept = [r for r, d in zip(runs, tokens) if d <= cap]
+        try:
+            if not kept:
+                raise ValueError(f"no run has {int(cap):,} tokens or fewer.")
+            res = _analyse(kept, {}, n_bootstrap=n_bootstrap, seed=seed, level=level, margin=EQUIVALENCE_MARGIN,
+                           n_starts=n_starts, workers=workers, cost=None, resampling=resampling, noise=noise, **base)
+            rows.append(_row("most tokens kept", _describe("max_tokens", int(cap)), res))
+        except ValueError as err:
+            rows.append(_row("most tokens kept", _describe("max_tokens", int(cap)), None, note=str(err)))
     return SensitivityTable(rows=rows, level=level, n_bootstrap=n_bootstrap, resampling=resampling)
 
 
