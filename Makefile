@@ -76,6 +76,7 @@ translate: setup
 
 # The autograder's tests are left to assignments-check, which runs after the book build: graded notebooks
 # may then read what the build's execution left in the course cache.
+unit: export COURSE_CACHE_DIR := $(COURSE_CACHE_DIR)/unit-tests
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_assignments.py
 
@@ -111,9 +112,19 @@ axe-core: $(AXE)
 site-check: setup $(AXE)
 	$(BIN)/python tests/site_check.py --axe $(AXE) _build/html
 
-# After the book build, the browser check of every page (skipped, with a message, without Chromium;
-# axe-core is installed where npm is, and the check says what is missing where Chromium is and it is not).
-test: lint-workflows citation-check unit book-check assignments-check colab-check $(if $(shell command -v npm),$(AXE))
+# Two parts at a time where neither needs the other: no part keeps both of a 2-core machine's cores busy
+# all the time, so side by side they take less time than one after the other. The unit tests run beside
+# the book build (with a cache folder of their own: the two never write one file at once), then the
+# autograder's checks beside the Colab rehearsal (the autograder reads what the build left in the cache).
+# --output-sync prints each part's output whole when it ends, so the log reads as if they ran in turn.
+# After them, the browser check of every page (skipped, with a message, without Chromium; axe-core is
+# installed where npm is, and the check says what is missing where Chromium is and it is not).
+SIDE_BY_SIDE := $(MAKE) --no-print-directory -j2 --output-sync=target
+test: lint-workflows citation-check setup $(if $(shell command -v npm),$(AXE))
+	@echo "make test: the unit tests and the book build, side by side (each prints its output when it ends)"
+	$(SIDE_BY_SIDE) unit book-check
+	@echo "make test: the autograder's checks and the Colab rehearsal, side by side"
+	$(SIDE_BY_SIDE) assignments-check colab-check
 	$(BIN)/python tests/site_check.py --skip-without-chromium --axe $(AXE) _build/html
 
 # The Colab path (tests/colab_check.py): a clean venv with Colab's kind of libraries and a stand-in

@@ -25,6 +25,11 @@ installs axe-core from the npm registry first); ``make test`` runs it after the 
 
 Then, in every edition, a search for a word returns the page that explains it.
 
+Pages are checked by ``--jobs`` browsers at once (default 2: a page spends much of its time in the
+browser's own processes, so two browsers keep a 2-core machine busy); the English pages first, so that
+every translated page is compared with its English page's typeset equations. The report keeps the
+pages' order.
+
 Pages are opened from disk (``file://``) with every host name made unresolvable, as a reader
 without a network would open them, so a page that needs a CDN fails. A screenshot of each page's
 first screen goes to ``_build/site-check/``. The browser is Debian's ``chromium`` with its
@@ -38,11 +43,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import re
 import shutil
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -656,6 +663,24 @@ const t0 = Date.now();
 """
 
 
+def check_in_browsers(pages: list[str], browsers: list, check) -> list:
+    """``check(browser, page)`` for every page, each browser checking one page at a time; results in the
+    pages' order. One browser: one page after another, in order."""
+    free: queue.Queue = queue.Queue()
+    for browser in browsers:
+        free.put(browser)
+
+    def one(page):
+        browser = free.get()
+        try:
+            return check(browser, page)
+        finally:
+            free.put(browser)
+
+    with ThreadPoolExecutor(max_workers=len(browsers)) as pool:
+        return list(pool.map(one, pages))
+
+
 def check_search(chrome, site: Path) -> list[str]:
     """In each edition, search for probe words; the page that explains each must be among the results."""
     from urllib.parse import quote
@@ -688,7 +713,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="axe-core's axe.min.js (default $AXE_CORE; `make axe-core` installs it)")
     parser.add_argument("--locales", type=Path, default=Path(__file__).resolve().parents[1] / "locales",
                         help="the catalogs the translated editions were built from (default: the checkout's)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="browsers checking pages at once (default 2)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
 
     site = Path(args.site)
     if not (site / "index.html").is_file():
@@ -716,28 +745,35 @@ def main(argv: list[str] | None = None) -> int:
 
     pages = sorted(site_pages(site), key=lambda p: (edition_of(p) != "", p))  # English pages first
     start = time.perf_counter()
-    chrome = open_browser(*found)
+    browsers = []
     failed = 0
     typeset: dict[str, int] = {}  # display equations MathJax typeset, per page
+
+    def check(chrome, page):
+        return check_page(chrome, site, page, shots, typeset, axe, translated.get(edition_of(page), frozenset()))
+
     try:
-        for page in pages:
-            problems, formulas = check_page(chrome, site, page, shots, typeset, axe,
-                                            translated.get(edition_of(page), frozenset()))
-            status = "FAIL" if problems else "ok  "
-            print(f"{status} {page} ({formulas} formulas)")
-            for problem in problems[:MAX_SHOWN]:
-                print(f"       {problem}")
-            if len(problems) > MAX_SHOWN:
-                print(f"       ... and {len(problems) - MAX_SHOWN} more")
-            failed += bool(problems)
-        search_problems = check_search(chrome, site)
+        browsers = [open_browser(*found) for _ in range(min(args.jobs, len(pages)) or 1)]
+        # the English pages first, all of them: a translated page is compared with its English page
+        for group in ([p for p in pages if edition_of(p) == ""], [p for p in pages if edition_of(p) != ""]):
+            for page, (problems, formulas) in zip(group, check_in_browsers(group, browsers, check)):
+                status = "FAIL" if problems else "ok  "
+                print(f"{status} {page} ({formulas} formulas)")
+                for problem in problems[:MAX_SHOWN]:
+                    print(f"       {problem}")
+                if len(problems) > MAX_SHOWN:
+                    print(f"       ... and {len(problems) - MAX_SHOWN} more")
+                failed += bool(problems)
+        search_problems = check_search(browsers[0], site)
         for problem in search_problems:
             print(f"       {problem}")
         failed += len(search_problems)
     finally:
-        chrome.quit()
+        for chrome in browsers:
+            chrome.quit()
     version = re.search(r"axe v([\d.]+)", axe[:300])
-    print(f"Checked {len(pages)} pages in headless Chromium in {time.perf_counter() - start:.0f} s, with "
+    print(f"Checked {len(pages)} pages in headless Chromium ({len(browsers)} at once) in "
+          f"{time.perf_counter() - start:.0f} s, with "
           f"axe-core {version.group(1) if version else '(version unknown)'}'s WCAG 2.1 A/AA rules; "
           f"screenshots in {shots}/")
     print(f"site-check: {len(pages) - failed} passed, {failed} failed")

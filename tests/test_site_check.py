@@ -1,4 +1,6 @@
 """The HTML checks of tests/site_check.py, on small pages, without a browser."""
+import time
+
 import pytest
 
 import site_check as sc
@@ -348,3 +350,24 @@ def test_a_translated_page_shows_every_glued_value():
     assert "missing ['2.767']" in problem
     (problem,) = sc.pasted_value_problems(sc.parse_page(_glued_page("2.767", "321")), en)
     assert "missing ['320']" in problem and "['321']" in problem
+
+
+def test_pages_are_shared_among_browsers_one_page_each_at_a_time_and_reported_in_order():
+    import threading
+
+    busy, lock, seen = set(), threading.Lock(), []
+
+    def check(browser, page):
+        with lock:
+            assert browser not in busy, f"{browser} was given {page} while still checking another page"
+            busy.add(browser)
+        time.sleep(0.01 * (page % 3))  # pages finish out of order
+        with lock:
+            busy.discard(browser)
+            seen.append(browser)
+        return page * 10
+
+    pages = list(range(12))
+    assert sc.check_in_browsers(pages, ["b1", "b2"], check) == [p * 10 for p in pages]
+    assert set(seen) == {"b1", "b2"}  # both browsers did work
+    assert sc.check_in_browsers(pages, ["only"], check) == [p * 10 for p in pages]
