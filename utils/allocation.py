@@ -727,6 +727,15 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
         if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
             raise ValueError(f"max_tokens values must be positive whole numbers of tokens, got {cap!r}; pass, for "
                              "example, the length of the training split to keep the runs that read it at most once.")
+    def analysed(name: str, label: str, kept: list, parts: dict, cfg: Mapping) -> dict:
+        """One row: the whole analysis of ``kept`` under ``cfg``, or a note that says why it failed."""
+        try:
+            res = _analyse(kept, parts, n_bootstrap=n_bootstrap, seed=seed, level=level, margin=EQUIVALENCE_MARGIN,
+                           n_starts=n_starts, workers=workers, cost=None, resampling=resampling, noise=noise, **cfg)
+            return _row(name, label, res)
+        except ValueError as err:
+            return _row(name, label, None, note=str(err))
+
     parts: dict = {}
     rows = []
     for varied, cfg in configs:
@@ -734,23 +743,13 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
             if varied == "baseline" else _describe(varied, cfg[varied])
         name = {"window": "IsoFLOP window", "min_steps": "shortest run kept", "param_count": "parameter count"
                 }.get(varied, varied)
-        try:
-            res = _analyse(runs, parts, n_bootstrap=n_bootstrap, seed=seed, level=level, margin=EQUIVALENCE_MARGIN,
-                           n_starts=n_starts, workers=workers, cost=None, resampling=resampling, noise=noise, **cfg)
-            rows.append(_row(name, label, res))
-        except ValueError as err:
-            rows.append(_row(name, label, None, note=str(err)))
+        rows.append(analysed(name, label, runs, parts, cfg))
     tokens = np.asarray(_column(runs, "D"), dtype=float) if len(max_tokens) else None
     for cap in max_tokens:   # other runs, so their own joint fit and resamples (a fresh ``parts``)
         kept = [r for r, d in zip(runs, tokens) if d <= cap]
-        try:
-            if not kept:
-                raise ValueError(f"no run has {int(cap):,} tokens or fewer.")
-            res = _analyse(kept, {}, n_bootstrap=n_bootstrap, seed=seed, level=level, margin=EQUIVALENCE_MARGIN,
-                           n_starts=n_starts, workers=workers, cost=None, resampling=resampling, noise=noise, **base)
-            rows.append(_row("most tokens kept", _describe("max_tokens", int(cap)), res))
-        except ValueError as err:
-            rows.append(_row("most tokens kept", _describe("max_tokens", int(cap)), None, note=str(err)))
+        label = _describe("max_tokens", int(cap))
+        rows.append(analysed("most tokens kept", label, kept, {}, base) if kept else
+                    _row("most tokens kept", label, None, note=f"no run has {int(cap):,} tokens or fewer."))
     return SensitivityTable(rows=rows, level=level, n_bootstrap=n_bootstrap, resampling=resampling)
 
 
