@@ -98,48 +98,14 @@ _EXP_BOUNDS = (0.0, 10.0)      # exponents alpha, beta
 _LOG_BOUNDS = (-30.0, 60.0)    # log-coefficients e, a, b
 
 
-# ---------------------------------------------------------------------------------------------
-# Input checks
-# ---------------------------------------------------------------------------------------------
-
-def _positive_array(name: str, values, *, allow_scalar: bool = False) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be numbers (a list or array); got {type(values).__name__}: "
-                        f"{values!r:.80}") from err
-    if arr.ndim == 0 and not allow_scalar:
-        raise ValueError(f"{name} must be a 1-D sequence of values, got the scalar {arr.item()!r}; "
-                         "pass a list or array.")
-    if arr.ndim > 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}; flatten it first.")
-    bad = ~np.isfinite(arr) | (arr <= 0)
-    if bad.any():
-        idx = int(np.flatnonzero(np.atleast_1d(bad))[0])
-        val = np.atleast_1d(arr)[idx]
-        raise ValueError(f"{name} must be positive and finite (power laws live on log axes), but "
-                         f"{name}[{idx}] = {val!r}; drop or fix such points before fitting.")
-    return arr
-
-
-def _check_same_length(**arrays: np.ndarray) -> int:
-    lengths = {k: len(v) for k, v in arrays.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"inputs must have the same length, got {lengths}.")
-    return next(iter(lengths.values()))
-
-
-def _check_enough(n: int, n_params: int, what: str) -> None:
-    if n < n_params + 1:
-        raise ValueError(f"{what} has {n_params} parameters and needs at least {n_params + 1} points "
-                         f"(one more, to estimate the noise); got {n}.")
-
-
-def _check_level(level: float) -> float:
-    if not (0.0 < float(level) < 1.0):
-        raise ValueError(f"level must be a probability between 0 and 1 (e.g. 0.95), got {level!r}.")
-    return float(level)
-
+# Input checks and the bootstrap machinery live in their own modules; the old private names stay here because
+# utils.allocation and the tests import them from this module.
+from .bootstrap import (check_groups as _check_groups, check_resamples as _check_resamples,  # noqa: E402
+                        cluster_resamples, in_processes as _in_processes, mc_error as _mc_error,
+                        percentile_ci as _percentile_ci, percentile_interval, resample_weights as _resample_weights,
+                        why_refused as _bootstrap_refused, worker_count as _bootstrap_workers)
+from .validate import (check_level as _check_level, enough_points as _check_enough,  # noqa: E402
+                       positive_array as _positive_array, same_length as _check_same_length)
 
 # ---------------------------------------------------------------------------------------------
 # Pure power law: y = a x^b by least squares on log y = log a + b log x
@@ -322,90 +288,6 @@ def _grid_starts(model: _SumOfPowers, grid: np.ndarray, n_starts: int | None) ->
     return grid[order[:n_starts]]
 
 
-def _percentile_ci(samples: np.ndarray, level: float) -> np.ndarray:
-    lo, hi = 50 * (1 - level), 50 * (1 + level)
-    return np.percentile(samples, [lo, hi], axis=0).T   # (P, 2)
-
-
-def _mc_error(samples: np.ndarray, level: float, seed: int | None, reps: int = 200) -> np.ndarray:
-    """Monte-Carlo standard error of each percentile endpoint, shape (P, 2): the spread of the endpoints
-    over resamples of the bootstrap refits themselves (no refitting). It says how much the interval
-    would move with another ``n_bootstrap`` refits, not how uncertain the fit is."""
-    rng = np.random.default_rng(None if seed is None else seed + 1)
-    B = len(samples)
-    ends = np.stack([_percentile_ci(samples[rng.integers(0, B, B)], level) for _ in range(reps)])
-    return ends.std(axis=0, ddof=1)
-
-
-def percentile_interval(values, level: float = 0.95, seed: int | None = 0):
-    """``((lo, hi), (mc_lo, mc_hi))``: the percentile interval of bootstrap ``values`` (non-finite ones left
-    out) at ``level`` and the Monte-Carlo standard error of its two ends (Chapter 6: for quantities derived
-    from refits, such as an exponent, computed the way the fitters compute their own intervals)."""
-    level = _check_level(level)
-    v = np.asarray(values, dtype=float).reshape(-1)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        raise ValueError(f"need at least 2 finite bootstrap values for an interval, got {len(v)}.")
-    ends = _percentile_ci(v[:, None], level)[0]
-    mc = _mc_error(v[:, None], level, seed)[0]
-    return (float(ends[0]), float(ends[1])), (float(mc[0]), float(mc[1]))
-
-
-def _resample_weights(rng, n: int, groups: np.ndarray | None) -> np.ndarray:
-    """Weights (how often each point is drawn) of one bootstrap resample: of points, or of whole groups."""
-    if groups is None:
-        return np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-    labels, inverse = np.unique(groups, return_inverse=True)
-    drawn = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels)).astype(float)
-    return drawn[inverse]
-
-
-def cluster_resamples(groups, n_bootstrap: int, seed: int | None = 0) -> np.ndarray:
-    """How often each point is drawn in each of ``n_bootstrap`` cluster-bootstrap resamples: an integer array of
-    shape ``(n_bootstrap, len(groups))`` (Chapter 6).
-
-    Each resample draws as many groups as there are, with replacement, and every point counts as often as its
-    group was drawn. These are the draws :func:`fit_chinchilla` makes itself with ``groups`` and ``seed``;
-    drawing them once and passing them to two estimators (``resamples=``) makes a *paired* bootstrap."""
-    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}.")
-    g = np.asarray(groups)
-    if g.ndim != 1 or len(g) == 0:
-        raise ValueError(f"groups must be a non-empty 1-D sequence of labels (one per point), got shape {g.shape}.")
-    rng = np.random.default_rng(seed)
-    return np.stack([_resample_weights(rng, len(g), g) for _ in range(n_bootstrap)]).astype(int)
-
-
-def _check_resamples(resamples, n: int) -> np.ndarray:
-    """Validated resample weights (B, n): non-negative whole numbers, at least one point drawn per resample."""
-    w = np.asarray(resamples, dtype=float)
-    if w.ndim != 2 or w.shape[1] != n:
-        raise ValueError(f"resamples must have one row per resample and one column per point ({n}); got shape "
-                         f"{w.shape}. Build them with cluster_resamples(groups, n_bootstrap, seed).")
-    if not np.all(np.isfinite(w) & (w >= 0) & (w == np.round(w))) or np.any(w.sum(axis=1) == 0):
-        raise ValueError("resamples must hold non-negative whole counts (how often each point is drawn), with at "
-                         "least one point drawn in every resample.")
-    return w
-
-
-def _bootstrap_refused(points: np.ndarray, n_params: int, groups: np.ndarray | None, what: str) -> str | None:
-    """Why a bootstrap would degenerate (a sentence), or ``None`` when it is fine.
-
-    Refused when the data have fewer than twice as many distinct points as the law has parameters
-    (most resamples would then hold about as many distinct points as parameters, and every refit would
-    interpolate them), or, when resampling groups, fewer than 5 groups (a resample of 4 groups
-    repeats some in most draws)."""
-    distinct = len(np.unique(np.round(points, 12), axis=0))
-    if distinct < 2 * n_params:
-        return (f"{what} has {n_params} parameters but the data have only {distinct} distinct points; a bootstrap "
-                f"needs at least {2 * n_params} (twice the parameters), or its refits just interpolate the "
-                "resampled points. No interval is given: add points, or fit fewer parameters.")
-    if groups is not None and len(np.unique(groups)) < 5:
-        return (f"only {len(np.unique(groups))} groups to resample (e.g. model sizes whose points share one "
-                "training run); a group bootstrap needs at least 5. No interval is given.")
-    return None
-
-
 def _refit_chunk(logX: np.ndarray, logy: np.ndarray, delta: float, G: np.ndarray, n_starts, bounds,
                  weights: np.ndarray) -> np.ndarray:
     """Refit one chunk of resamples (rows of ``weights``) with the point fit's estimator; runs in a worker."""
@@ -414,17 +296,6 @@ def _refit_chunk(logX: np.ndarray, logy: np.ndarray, delta: float, G: np.ndarray
         model = _SumOfPowers(logX, logy, delta, w)
         out[k], _, _ = _lbfgs(model, _grid_starts(model, G, n_starts), bounds)
     return out
-
-
-def _bootstrap_workers(n_bootstrap: int, workers: int | None) -> int:
-    if workers is not None:
-        if int(workers) != workers or workers < 1:
-            raise ValueError(f"workers must be a positive integer or None, got {workers!r}.")
-        return int(workers)
-    if n_bootstrap < 64:
-        return 1  # not worth starting processes
-    from .runtime import usable_cores  # torch-free: this module stays pure NumPy/SciPy
-    return min(8, usable_cores())
 
 
 def _bootstrap(logX: np.ndarray, logy: np.ndarray, delta: float, n: int, G: np.ndarray, n_starts, bounds,
@@ -451,26 +322,6 @@ def _bootstrap(logX: np.ndarray, logy: np.ndarray, delta: float, n: int, G: np.n
                                    n_workers, "the bootstrap", instead="refitting", stacklevel=5))
 
 
-def _in_processes(func, jobs: list, workers: int, what: str, instead: str = "running it", stacklevel: int = 4) -> list:
-    """``[func(*job) for job in jobs]``, in ``workers`` spawned processes when more than one (``func`` must be a
-    module-level function). Spawned workers import the calling script again, so a script without
-    ``if __name__ == "__main__":`` cannot start them: then a warning names ``what`` and says what happens
-    ``instead``, and the jobs run in this process (the same jobs, the same results, only slower)."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [func(*job) for job in jobs]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-            return list(pool.map(func, *zip(*jobs)))
-    except BrokenProcessPool:
-        warnings.warn(f"could not start worker processes for {what} (call it under `if __name__ == '__main__':` in "
-                      f"a script, or pass workers=1); {instead} in this process.", RuntimeWarning, stacklevel=stacklevel)
-        return [func(*job) for job in jobs]
-
-
 def _check_bootstrap_args(n_bootstrap, delta) -> None:
     if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
         raise ValueError("n_bootstrap must be a non-negative integer (0 = no intervals), "
@@ -478,15 +329,6 @@ def _check_bootstrap_args(n_bootstrap, delta) -> None:
     if not (np.isfinite(delta) and delta > 0):
         raise ValueError(f"delta (the Huber threshold) must be positive, got {delta!r}; "
                          "Hoffmann et al. use 1e-3.")
-
-
-def _check_groups(groups, n: int) -> np.ndarray | None:
-    if groups is None:
-        return None
-    g = np.asarray(groups)
-    if g.ndim != 1 or len(g) != n:
-        raise ValueError(f"groups must give one label per point ({n}), got shape {g.shape}.")
-    return g
 
 
 def _run_bootstrap(logX, logy, delta, n, G, n_starts, bounds, n_bootstrap, seed, groups, points, n_params, what,
