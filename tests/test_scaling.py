@@ -1,4 +1,5 @@
-"""Tests for utils.scaling: every fitter recovers known parameters, refuses bad input, and is fast."""
+"""Tests for utils.scaling and the modules it re-exports (fitting, chinchilla, isoflop, bootstrap, published):
+every fitter recovers known parameters, refuses bad input, and is fast."""
 import math
 import time
 import warnings
@@ -314,8 +315,10 @@ def test_isoflop_minima_refuses_bad_input():
 
 def test_bootstrap_refits_use_the_point_fits_estimator(monkeypatch):
     # a "resample" that keeps every point once must reproduce the point fit exactly: same starts, same optimiser
+    # (utils.fitting draws the resamples of both fitters, so that is where the draw is replaced)
+    import utils.fitting
     import utils.scaling as S
-    monkeypatch.setattr(S, "_resample_weights", lambda rng, n, groups: np.ones(n))
+    monkeypatch.setattr(utils.fitting, "resample_weights", lambda rng, n, groups: np.ones(n))
     x = np.geomspace(10, 1e4, 8)
     y = 0.8 + 3.0 * x ** -0.4 * (1 + 0.01 * np.sin(np.arange(8)))
     fit = S.fit_saturating_power_law(x, y, n_bootstrap=3)
@@ -343,11 +346,11 @@ def test_bootstrap_is_refused_when_resamples_would_degenerate():
 
 
 def test_group_bootstrap_draws_whole_groups():
-    from utils.scaling import _resample_weights
+    from utils.bootstrap import resample_weights
     rng = np.random.default_rng(0)
     groups = np.array([0, 0, 0, 1, 1, 2, 3, 3, 4, 4])
     for _ in range(20):
-        w = _resample_weights(rng, len(groups), groups)
+        w = resample_weights(rng, len(groups), groups)
         for g in np.unique(groups):
             assert len(set(w[groups == g])) == 1  # every point of a group is drawn as often as the group
         assert w[[0, 3, 5, 6, 8]].sum() == 5     # five groups drawn in all
