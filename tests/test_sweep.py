@@ -1,4 +1,6 @@
-"""Tests for utils.sweep: the scaling sweep of Chapter 6 (plan, resume, results file, command line)."""
+"""Tests for utils.sweep, the front door of the scaling sweep of Chapter 6, and the modules behind it
+(utils.grids: plan; utils.sweep_results: results file; utils.sweep_run: training and resume;
+utils.cluster; utils.sweep_bench; utils.sweep: command line)."""
 import dataclasses
 import json
 import math
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 
 import utils.data
-from utils import sweep
+from utils import cluster, grids, sweep, sweep_bench, sweep_results, sweep_run
 from utils.attention import count_params, train_flops_per_token
 from utils.data import CharDataset, CharTokenizer, train_val_split
 from utils.sweep import GRIDS, SweepGrid, load_results, plan, results_path, run_sweep
@@ -287,7 +289,7 @@ def test_a_line_that_is_json_but_not_a_result_is_damage_too(tmp_path, capsys):
     reports = _damage_reports(capsys.readouterr().err)
     assert len(reports) == 2 and f"{path}, line 3 " in reports[0] and f"{path}, line 4 " in reports[1]
     assert all("the point it held counts as not done and will be trained again" in r for r in reports)
-    sweep._append(path, [{"run": "b"}])  # the next write drops both damaged lines and the blank one
+    sweep_results._append(path, [{"run": "b"}])  # the next write drops both damaged lines and the blank one
     assert path.read_text() == good + "\n" + json.dumps({"run": "b"}) + "\n"
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -311,7 +313,7 @@ def test_a_good_file_is_read_and_appended_without_a_report(dataset, capsys):
 def test_a_complete_last_line_without_its_newline_is_kept(tmp_path, capsys):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps({"run": "a"}))  # the kill fell between the record and its newline
-    sweep._append(path, [{"run": "b"}])
+    sweep_results._append(path, [{"run": "b"}])
     assert [r["run"] for r in load_results(path)] == ["a", "b"]
     assert _damage_reports(capsys.readouterr().err) == []
 
@@ -401,9 +403,9 @@ def test_workers_default_to_one_per_core(monkeypatch):
     assert sweep.default_workers() == 8  # capped: every worker holds its own copy of torch and the corpus
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert sweep.default_workers() == 1
-    assert sweep._workers(None, "cpu", own_train_fn=False, n_todo=10) == 1  # a fake train_fn: in process
-    assert sweep._workers(3, "cpu", own_train_fn=True, n_todo=2) == 2  # never more workers than runs
-    assert sweep._workers(4, "cpu", own_train_fn=True, n_todo=1) == 1
+    assert sweep_run._workers(None, "cpu", own_train_fn=False, n_todo=10) == 1  # a fake train_fn: in process
+    assert sweep_run._workers(3, "cpu", own_train_fn=True, n_todo=2) == 2  # never more workers than runs
+    assert sweep_run._workers(4, "cpu", own_train_fn=True, n_todo=1) == 1
 
 
 def test_bad_input_is_explained(dataset):
@@ -510,3 +512,36 @@ def test_timeout_min_is_240_unless_given_with_the_executor(monkeypatch, tmp_path
     for extra in ([], ["--timeout_min", "30"]):
         assert sweep.main(["--profile", "tiny", "--executor", "local", "--out", str(tmp_path / "r.jsonl"), *extra]) == 0
     assert [kw["timeout_min"] for kw in seen] == [240, 30]
+
+
+@pytest.mark.parametrize("module", [grids, sweep_results, sweep_run, cluster, sweep_bench])
+def test_the_front_door_hands_out_the_functions_its_parts_define(module):
+    # Chapter 6 and the tests reach every part through utils.sweep: each public name there must be the very
+    # object its module defines (a copy would not be what run_sweep, bench or submit_sweep call)
+    for name in module.__all__:
+        assert name in sweep.__all__ or name in {"SCHEMA_VERSION", "MAX_WARMUP_FRACTION", "MIN_POINTS_BESIDE",
+                                                 "DEFAULT_TIMEOUT_MIN"}, name
+        assert getattr(sweep, name) is getattr(module, name), name
+    assert all(hasattr(sweep, name) for name in sweep.__all__)
+
+
+def test_a_cluster_job_gets_the_command_lines_default_time_limit():
+    import inspect
+    assert inspect.signature(sweep.submit_sweep).parameters["timeout_min"].default == sweep.DEFAULT_TIMEOUT_MIN == 240
+
+
+def test_forbidding_the_grids_flop_counts_by_their_utils_sweep_names_blocks_every_way_to_them():
+    # Chapter 6's graded cell forbids utils.sweep.SweepGrid.flops_per_token and .flops_of_params; the class
+    # now lives in utils.grids, and a student could reach it from there or through any grid
+    from utils.grading import ForbiddenHelperError, forbid
+
+    grid = grids.GRIDS["quick"]
+    calls = (lambda: grid.flops_per_token(2, 16), lambda: grids.SweepGrid.flops_per_token(grid, 2, 16),
+             lambda: sweep.GRIDS["full"].flops_of_params(1e5), lambda: grid.flops_of_params(1e5))
+    with pytest.raises(ForbiddenHelperError, match="this answer called"):  # said again at the end: caught calls count
+        with forbid("utils.sweep.SweepGrid.flops_per_token", "utils.sweep.SweepGrid.flops_of_params") as guard:
+            for call in calls:
+                with pytest.raises(ForbiddenHelperError):
+                    call()
+    assert len(guard.calls) == len(calls)
+    assert grid.flops_per_token(2, 16) == train_flops_per_token(types.SimpleNamespace(**grid.model_config(2, 16)))
