@@ -157,3 +157,40 @@ def test_full_run_compares_the_whole_split_with_the_ngram_not_the_training_windo
     assert out["final_val_bpc"] == 0.0 < ngram["val_bpc"]
     assert out["val_bpc_whole_split"] > ngram["val_bpc"] and not out["beats_ngram"]
     assert math.isclose(out["val_bpc_whole_split"], math.log2(dataset.vocab_size), rel_tol=0.1)
+
+
+def test_the_full_run_leaves_every_later_section_the_least_it_needs_to_start():
+    every = gpucheck.SECTIONS
+    assert gpucheck._section_budget("full_run", every, 1000.0, dry_run=False) == gpucheck.BUDGETS["full_run"][0]
+    assert gpucheck._section_budget("full_run", every, 1000.0, dry_run=True) == gpucheck.BUDGETS["full_run"][1]
+    # 100 s left: compile, sweep and estimates still need 30 + 10 + 0 s to start, so the full run gets 60
+    assert gpucheck._section_budget("full_run", every, 100.0, dry_run=False) == 60.0
+    assert gpucheck._section_budget("full_run", ("full_run", "estimates"), 100.0, dry_run=False) == 100.0
+    assert gpucheck._section_budget("compile", every, 50.0, dry_run=False) == 50.0  # others take what is left
+
+
+def test_the_check_runs_the_sections_its_sections_module_defines():
+    from utils import gpucheck_sections
+
+    assert set(gpucheck.RUNNERS) == set(gpucheck.SECTIONS)
+    for name in gpucheck.SECTIONS:
+        assert gpucheck.RUNNERS[name] is getattr(gpucheck, f"section_{name}") is getattr(gpucheck_sections,
+                                                                                         f"section_{name}")
+
+
+def test_the_sweep_section_trains_the_trunk_nearest_the_median_size_that_fits():
+    from utils.gpucheck_sections import _pick_trunk
+
+    def trunk(name, steps, branches):
+        return {"trunk": name, "train_config": {"max_iters": steps}, "branches": branches}
+
+    by_size = [trunk("a", 100, []), trunk("b", 100, [50]), trunk("c", 400, [100, 200]), trunk("d", 100, [])]
+    step_of = {"a": 0.1, "b": 0.1, "c": 0.1, "d": 0.2}  # seconds per step
+    # the median is c: 400 + 0.2 x 300 = 460 steps, 46 s, which fits 80 % of 60 s
+    mid, predicted = _pick_trunk(by_size, step_of, 0.2, left=60.0)
+    assert mid["trunk"] == "c" and predicted == pytest.approx(46.0)
+    # with 40 s left it does not (32 s is the most): b (11 s) and d (20 s) are as near; the smaller, b, wins
+    mid, predicted = _pick_trunk(by_size, step_of, 0.2, left=40.0)
+    assert mid["trunk"] == "b" and predicted == pytest.approx(11.0)
+    # nothing fits: the median trunk, whose prediction the section then compares with the time left
+    assert _pick_trunk(by_size, step_of, 0.2, left=1.0)[0]["trunk"] == "c"
