@@ -456,3 +456,44 @@ def test_resamples_must_be_counts_for_every_point():
         fit_chinchilla(N, D, L, resamples=np.full((3, 8), 0.5))
     with pytest.raises(ValueError, match="n_bootstrap"):
         scaling.cluster_resamples(np.arange(8), 0)
+
+
+# ----------------------------------------------------------------------------- graded cells' forbid
+
+def test_forbidding_the_old_dotted_names_blocks_the_functions_in_their_new_modules():
+    """Graded cells forbid 'utils.scaling.<name>'; the functions now live in utils.fitting, utils.chinchilla and
+    utils.isoflop, and every way to reach them (the defining module, a name imported from it, a course function
+    that calls it) must raise, while allow_if still lets the permitted calls through."""
+    import utils.chinchilla
+    import utils.fitting
+    import utils.isoflop
+    from utils.grading import ForbiddenHelperError, forbid
+
+    x = np.geomspace(1, 100, 6)
+    runs = [{"C": 1e12 * 10 ** k, "N": n, "loss": 2 + 0.1 * (math.log(n) - 9 - k) ** 2}
+            for k in range(3) for n in np.geomspace(1e3, 1e6, 6)]
+    minima = isoflop_minima(runs)
+    notebook = {"fit_power_law": utils.fitting.fit_power_law}   # a notebook's `from utils.fitting import fit_power_law`
+    calls = {
+        "utils.scaling.fit_power_law": [lambda: scaling.fit_power_law(x, x ** 0.5),
+                                         lambda: utils.fitting.fit_power_law(x, x ** 0.5),
+                                         lambda: notebook["fit_power_law"](x, x ** 0.5), minima.fit],
+        "utils.scaling.isoflop_minima": [lambda: scaling.isoflop_minima(runs), lambda: utils.isoflop.isoflop_minima(runs)],
+        "utils.scaling.chinchilla_loss": [lambda: scaling.chinchilla_loss(1e8, 1e9),
+                                          lambda: utils.chinchilla.chinchilla_loss(1e8, 1e9),
+                                          lambda: utils.chinchilla.compute_optimal(1e20, HOFFMANN_2022)],
+    }
+    for name, reaches in calls.items():
+        for reach in reaches:
+            with pytest.raises(ForbiddenHelperError, match=name):
+                with forbid(name, namespace=notebook):
+                    reach()
+        reaches[0]()  # restored afterwards
+    one_fit = {"utils.scaling.fit_saturating_power_law": lambda args: args["n_bootstrap"] == 0}
+    y = 1 + x ** -0.5
+    with forbid(*one_fit, allow_if=one_fit) as guard:
+        utils.fitting.fit_saturating_power_law(x, y, n_bootstrap=0)
+        with pytest.raises(ForbiddenHelperError):
+            utils.fitting.fit_saturating_power_law(x, y, n_bootstrap=5)
+        guard.calls.clear()  # the refused call was expected here; leaving the block would raise it again
+    assert guard.allowed_calls["utils.scaling.fit_saturating_power_law"] == 1
