@@ -31,6 +31,7 @@ __all__ = [
     "bootstrap_refits", "fmt_ci", "EXP_BOUNDS", "LOG_BOUNDS",
 ]
 
+# The box L-BFGS-B searches in, for both Huber fits (the saturating power law here, the joint law in utils.chinchilla):
 EXP_BOUNDS = (0.0, 10.0)      # exponents alpha, beta
 LOG_BOUNDS = (-30.0, 60.0)    # log-coefficients e, a, b
 

@@ -3,7 +3,7 @@
 ``D_opt ∝ C^b`` fitted to those minima with :func:`utils.fitting.fit_power_law`.
 
 A budget's minimum is flagged untrustworthy (with the reason) when it has fewer than 3 model sizes, its
-parabola opens downwards, or the minimum lies outside the sizes that were run. Pure NumPy.
+parabola opens downwards, or the minimum lies outside the sizes that were run. NumPy only.
 """
 from __future__ import annotations
 
