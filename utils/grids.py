@@ -27,7 +27,7 @@ from .attention import count_params, kaplan_train_flops_per_token, matmul_params
 __all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "trunks", "decades", "shape_for_params", "lr_for_width",
            "make_point", "SCHEMA_VERSION", "MAX_WARMUP_FRACTION", "MIN_POINTS_BESIDE"]
 
-SCHEMA_VERSION = 2  # bump when the fields of a result line change
+SCHEMA_VERSION = 2  # bump when the fields of a result line (utils.sweep_results) change: the grid's key hashes it
 MAX_WARMUP_FRACTION = 0.1  # of the shortest run's steps (Chapter 6: longer warm-ups bias the fits)
 MIN_POINTS_BESIDE = 2  # points each IsoFLOP profile needs on each side of the expected optimum
 
@@ -381,7 +381,8 @@ def grid_for(profile: str | None = None) -> SweepGrid:
 
 def make_point(grid: SweepGrid, n_layer: int, n_embd: int, steps: int, *, budget: float | None = None,
                schedule: str = "wsd", seed: int | None = None, tag: str = "") -> dict:
-    """A point like :func:`plan`'s for any shape, length, schedule and seed (for :func:`utils.sweep_run.train_points`)."""
+    """A point like :func:`plan`'s for any shape, length, schedule and seed (for
+    :func:`utils.sweep_run.train_points`)."""
     counts = _counts(grid, n_layer, n_embd)
     p = _point(grid, n_layer, n_embd, int(steps), budget, counts)
     p["train_config"] = grid.train_config(int(steps), n_embd, schedule=schedule, seed=seed)

@@ -177,7 +177,8 @@ def _bench_command(grid: SweepGrid, args) -> int:
 
 
 def _submit_command(grid: SweepGrid, path: Path, args) -> int:
-    """``--executor``: submit the missing trunks (:func:`submit_sweep`), then print the summary or the jobs; return 0."""
+    """``--executor``: submit the missing trunks (:func:`submit_sweep`), then print the summary or the jobs;
+    return 0."""
     params = {}
     if args.partition:
         params["slurm_partition"] = args.partition

@@ -114,7 +114,8 @@ def _append(path: Path, records: Iterable[dict]) -> None:
 
 
 def parts_dir(path) -> Path:
-    """The folder next to a results file where cluster jobs write one file per trunk (:func:`utils.cluster.submit_sweep`)."""
+    """The folder next to a results file where cluster jobs write one file per trunk
+    (:func:`utils.cluster.submit_sweep`)."""
     path = Path(path)
     return path.with_name(path.stem + ".parts")
 

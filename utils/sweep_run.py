@@ -176,8 +176,8 @@ def train_points(grid: SweepGrid, points: list[dict], kind: str, *, dataset=None
     """Train extra points outside the sweep's plan (each its own run, e.g. Chapter 6's held-out models),
     cached in the results file of ``kind`` (:func:`~utils.sweep_results.results_path`); return their results in order.
 
-    Each point is a dict like :func:`~utils.grids.plan`'s (build them with :func:`~utils.grids.make_point`); its ``trunk`` names
-    the run that trains it, so points with the same ``trunk`` must share a model and a schedule and
+    Each point is a dict like :func:`~utils.grids.plan`'s (build them with :func:`~utils.grids.make_point`); its
+    ``trunk`` names the run that trains it, so points with the same ``trunk`` must share a model and a schedule and
     differ only in length (they are then branches of one run)."""
     path = results_path(grid, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
