@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from utils import allocation, scaling
+from utils import allocation, allocation_core, noise, scaling
 from utils.allocation import analyse, heldout_isoflop, sensitivity, split_noise, synthetic_runs
 
 LAW = {"E": 1.3, "A": 30.0, "B": 60.0, "alpha": 0.35, "beta": 0.30}
@@ -296,19 +296,19 @@ def test_the_paired_interval_of_the_difference_is_narrower_than_an_unpaired_one(
 @pytest.mark.parametrize("resampling", ["trunks", "parametric"])
 def test_an_unpaired_implementation_fails_the_pairing_check(plan, monkeypatch, resampling):
     """The check above is not vacuous: give Approach 2 other resamples than the joint fit's and it fails."""
-    real = allocation._joint_part
+    real = allocation_core._joint_part     # where analyse looks it up
 
-    def unpaired(r, scheme, n_bootstrap, seed, noise, n_starts, workers):
-        mine = real(r, scheme, n_bootstrap, seed, noise, n_starts, workers)
+    def unpaired(r, scheme, n_bootstrap, seed, given_sds, n_starts, workers):
+        mine = real(r, scheme, n_bootstrap, seed, given_sds, n_starts, workers)
         draws = mine[2]
         if scheme == "trunks":
             other = dataclasses.replace(draws, weights=scaling.cluster_resamples(r.trunk, n_bootstrap, 12345))
         else:
-            other = dataclasses.replace(draws, losses=allocation._simulate(draws.law, r, draws.trunk_sd,
-                                                                           draws.noise_sd, n_bootstrap, 12345))
+            other = dataclasses.replace(draws, losses=noise.simulate(draws.law, r, draws.trunk_sd, draws.noise_sd,
+                                                                      n_bootstrap, 12345))
         return mine[:2] + (other,) + mine[3:]     # Approach 2 gets draws of its own
 
-    monkeypatch.setattr(allocation, "_joint_part", unpaired)
+    monkeypatch.setattr(allocation_core, "_joint_part", unpaired)
     runs = synthetic_runs(plan, LAW, noise_sd=0.002, trunk_sd=0.02, seed=3)
     res = analyse(runs, n_bootstrap=60, seed=1, n_starts=4, workers=1, resampling=resampling)
     assert not _is_paired(res), _pairing_check(res)
@@ -317,14 +317,14 @@ def test_an_unpaired_implementation_fails_the_pairing_check(plan, monkeypatch, r
 def test_a_failed_parametric_refit_is_counted_not_dropped(plan, monkeypatch):
     """A refit that raises (nan constants) is a failed resample of the joint fit: counted, left out of its
     interval, and of the paired difference."""
-    real = allocation._refit_rows
+    real = noise.refit_rows                # where noise.refit_all looks it up
 
     def every_third_fails(N, D, losses, n_starts):
         out = real(N, D, losses, n_starts)
         out[2::3] = np.nan           # row 0 is the noise-free law; rows 1.. the resamples
         return out
 
-    monkeypatch.setattr(allocation, "_refit_rows", every_third_fails)
+    monkeypatch.setattr(noise, "refit_rows", every_third_fails)
     runs = synthetic_runs(plan, LAW, noise_sd=0.003, trunk_sd=0.005, seed=4)
     res = analyse(runs, n_bootstrap=30, seed=0, n_starts=2, workers=1)
     expected = len(range(2, 31, 3))
@@ -337,7 +337,7 @@ def test_a_failed_parametric_refit_is_counted_not_dropped(plan, monkeypatch):
 
 def test_failed_trunk_resamples_are_counted_not_dropped(plan, monkeypatch):
     runs = synthetic_runs(plan, LAW, noise_sd=0.005, seed=4)
-    real = scaling.compute_optimal
+    real = scaling.compute_optimal         # allocation_core.joint_slope calls scaling.compute_optimal
     cutoff = {}
 
     def sometimes_fails(C, fit, flops_per_token=None):
