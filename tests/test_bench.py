@@ -57,7 +57,7 @@ def test_evaluation_seconds_runs_the_trainers_evaluation(tiny_run, monkeypatch):
         seen.append(sum(x.shape[0] for x, _ in batches))
         return 0.0
 
-    monkeypatch.setattr(bench, "_evaluate", counting)
+    monkeypatch.setattr(bench, "mean_loss", counting)
     seconds = bench.evaluation_seconds(res.model, TINY_TRAIN, ds, repeats=3)
     assert seconds >= 0
     assert seen == [TINY_TRAIN.eval_iters * TINY_TRAIN.batch_size] * (2 * (3 + 1))  # two splits, warm-up + 3 timings

@@ -89,6 +89,23 @@ def test_resume_matches_uninterrupted_run(dataset, tmp_path):
     assert "--no_resume" not in str(refused.value)  # Python callers get the Python argument's name
 
 
+def test_training_loop_by_hand_is_what_train_runs(dataset):
+    # Chapter 4b names the loop: set up a run's state, run the loop, and the numbers are train()'s
+    from utils.train import start_run, training_loop
+    mc, tc = tiny_model(dataset, dropout=0.1), tiny_train(max_iters=20)
+    full = train(mc, tc, dataset, progress=False)
+    old = torch.get_num_threads()
+    torch.set_num_threads(tc.num_threads)
+    try:
+        run = start_run(mc, tc, dataset, torch.device("cpu"), (None, "float32", False))
+        assert training_loop(run, tc.iterations(mc.n_ctx)) == []  # no branches
+    finally:
+        torch.set_num_threads(old)
+    assert run.step == 20 and run.step_losses == full.step_losses
+    assert [(h["step"], h["val_loss"], h["lr"]) for h in run.history] == [
+        (h["step"], h["val_loss"], h["lr"]) for h in full.history]
+
+
 def test_non_finite_loss_stops_with_the_step_and_a_hint(dataset, monkeypatch):
     real = utils.model.F.cross_entropy
     calls = {"train": 0}

@@ -23,9 +23,12 @@ import time
 
 import torch
 
+from .evaluation import fixed_eval_batches, mean_loss
+from .hardware import peak_flops
 from .model import GPT, GPTConfig
-from .train import (TrainConfig, _evaluate, _fixed_eval_batches, _precision, lr_at, peak_flops,
-                    train)
+from .precision import autocast, choose_precision
+from .schedule import lr_at
+from .train import TrainConfig, train
 
 REFERENCE_MODEL = dict(n_ctx=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=True)
 REFERENCE_TRAIN = dict(batch_size=12, max_iters=2000, lr=1e-3, min_lr=1e-4, warmup_iters=100,
@@ -81,7 +84,7 @@ def run_peak_flops(result) -> float | None:
     """The FLOP/s that a :func:`~utils.train.train` run's MFU divided by (Chapter 4b), or ``None`` without an MFU.
 
     On a GPU, the datasheet's peak; on a CPU, what one large float32 matrix product reached on this
-    machine with the run's thread count when the run was trained (:func:`utils.train.cpu_peak_flops`).
+    machine with the run's thread count when the run was trained (:func:`utils.hardware.cpu_peak_flops`).
     Recovered from the result: model FLOPs per token x tokens per second / MFU.
     """
     if not result.mfu or result.tokens_seen <= 0:
@@ -101,15 +104,15 @@ def evaluation_seconds(model: GPT, train_config: TrainConfig, dataset, *, device
         raise ValueError(f"repeats must be >= 1, got {repeats}.")
     tc = train_config
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    amp_dtype = _precision(device, tc.dtype)[0]
+    amp_dtype = choose_precision(device, tc.dtype)[0]
     n_ctx = model.config.n_ctx
-    sets = [_fixed_eval_batches(getattr(dataset, split), tc, n_ctx, tc.seed + 1 + i, device)
+    sets = [fixed_eval_batches(getattr(dataset, split), tc, n_ctx, tc.seed + 1 + i, device)
             for i, split in enumerate(("train", "val"))]
 
     def one() -> float:
         t0 = time.perf_counter()
         for batches in sets:
-            _evaluate(model, batches, amp_dtype, device)  # returns a float, so a GPU has finished
+            mean_loss(model, batches, amp_dtype, device)  # returns a float, so a GPU has finished
         return time.perf_counter() - t0
 
     one()
@@ -176,7 +179,7 @@ def training_throughput(result, dataset, *, repeats: int = 2) -> dict:
     try:
         each_eval = evaluation_seconds(model, tc, dataset, device=device, repeats=repeats)
         each_step = tc.grad_accum * step_seconds(model.config, tc.batch_size, device=device,
-                                                 amp_dtype=_precision(device, tc.dtype)[0])
+                                                 amp_dtype=choose_precision(device, tc.dtype)[0])
     finally:
         torch.set_num_threads(old)
     n_evals = len(result.history)
@@ -214,7 +217,7 @@ def _random_token_step(model_config: GPTConfig, batch_size: int, seed: int, devi
     y = torch.randint(0, model_config.vocab_size, (batch_size, model_config.n_ctx), device=device)
 
     def step():
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
