@@ -1,5 +1,6 @@
-"""Tests for utils.gpucheck: the dry run rehearses every section on the CPU, budgets skip what does not
-fit, the carried corpus is the course's, and the T4 estimate is the stated ratio."""
+"""Tests for utils.gpucheck and its sections (utils.gpucheck_sections): the dry run rehearses every section
+on the CPU, budgets skip what does not fit, the carried corpus is the course's, and the T4 estimate is the
+stated ratio."""
 import json
 
 import pytest

@@ -177,7 +177,6 @@ def _dry_model(vocab_size: int):
     return mc, tc
 
 
-
 # ----------------------------------------------------------------------------- driver
 
 def _slug(name: str) -> str:
@@ -186,7 +185,7 @@ def _slug(name: str) -> str:
 
 def _environment(device) -> dict:
     """The software and the device the check runs on, with the device's peak FLOP/s
-    (:func:`utils.train.peak_flops`; on the CPU it is measured)."""
+    (:func:`utils.train.peak_flops`: a GPU's from its datasheet, the CPU's measured)."""
     import torch
 
     from .train import peak_flops

@@ -62,6 +62,8 @@ __all__ = ["SweepGrid", "GRIDS", "grid_for", "plan", "trunks", "results_path", "
 
 
 def _plan_table(grid: SweepGrid) -> str:
+    """The plan as ``--list`` prints it: a line on the grid (points, trunks, decades of N, optimiser steps with
+    branches and as separate runs), then one line per point."""
     runs = plan(grid)
     tr = trunks(grid)
     steps_branch = sum(t["steps"] for t in tr)
