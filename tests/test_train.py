@@ -431,3 +431,20 @@ def test_num_threads_flag_on_a_gpu_is_refused(capsys, monkeypatch):
     with pytest.raises(SystemExit) as stop:
         main(["--num_threads", "2"])
     assert stop.value.code == 2 and "--num_threads sets CPU threads" in capsys.readouterr().err
+
+
+def test_forbidding_lr_at_in_utils_train_also_blocks_it_in_its_home_module():
+    # Chapter 4b's graded cell forbids "utils.train.lr_at"; the function lives in utils.schedule, and an
+    # answer that reaches it there (or through the trainer) must be stopped too
+    import utils.branches
+    import utils.schedule
+    import utils.train
+    from utils.grading import ForbiddenHelperError, forbid
+
+    tc = TrainConfig(max_iters=100, warmup_iters=10)
+    for reach in (lambda: utils.train.lr_at(5, tc), lambda: utils.schedule.lr_at(5, tc),
+                  lambda: utils.branches.cool_down.__globals__["lr_at"](5, tc)):
+        with pytest.raises(ForbiddenHelperError):
+            with forbid("utils.train.lr_at"):
+                reach()
+    assert utils.schedule.lr_at(5, tc) == pytest.approx(6e-4)  # restored afterwards
