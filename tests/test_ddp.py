@@ -165,7 +165,7 @@ def _torchrun_env(monkeypatch, world: int) -> None:
 def test_torchrun_without_cuda_refuses_to_train_on_the_cpu_unasked(monkeypatch):
     from types import SimpleNamespace
 
-    from utils.train import _init_distributed
+    from utils.parallel import init_distributed
 
     _torchrun_env(monkeypatch, 4)
     monkeypatch.delenv("COURSE_DEVICE", raising=False)
@@ -177,7 +177,7 @@ def test_torchrun_without_cuda_refuses_to_train_on_the_cpu_unasked(monkeypatch):
 
     monkeypatch.setattr(torch.distributed, "init_process_group", join)
     with pytest.raises(ValueError, match="no CUDA GPU here") as refused:
-        _init_distributed(SimpleNamespace(device=None))
+        init_distributed(SimpleNamespace(device=None))
     assert "add --device cpu or set COURSE_DEVICE=cpu" in str(refused.value) and "4 process" in str(refused.value)
     assert not torch.distributed.is_initialized()
 
@@ -186,7 +186,7 @@ def test_torchrun_without_cuda_refuses_to_train_on_the_cpu_unasked(monkeypatch):
 def test_torchrun_on_the_cpu_when_asked_for_joins_a_gloo_group(monkeypatch, flag, variable):
     from types import SimpleNamespace
 
-    from utils.train import _init_distributed
+    from utils.parallel import init_distributed
 
     _torchrun_env(monkeypatch, 1)
     monkeypatch.delenv("COURSE_DEVICE", raising=False)
@@ -194,7 +194,7 @@ def test_torchrun_on_the_cpu_when_asked_for_joins_a_gloo_group(monkeypatch, flag
         monkeypatch.setenv("COURSE_DEVICE", variable)
     args = SimpleNamespace(device=flag)
     try:
-        assert _init_distributed(args) and torch.distributed.get_backend() == "gloo" and args.device == "cpu"
+        assert init_distributed(args) and torch.distributed.get_backend() == "gloo" and args.device == "cpu"
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

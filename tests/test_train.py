@@ -14,7 +14,7 @@ import utils.model
 from utils.data import CharDataset, CharTokenizer, train_val_split
 from utils.model import GPTConfig
 from utils.model import GPT
-from utils.train import (NonFiniteLossError, TrainConfig, _make_optimizer, evaluate_split, lr_at, peak_flops,
+from utils.train import (NonFiniteLossError, TrainConfig, evaluate_split, lr_at, make_optimizer, peak_flops,
                          train)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 
 def test_weight_decay_applies_to_matrices_only(dataset):
     model = utils.model.GPT(tiny_model(dataset))
-    opt = _make_optimizer(model, tiny_train(weight_decay=0.1), torch.device("cpu"))
+    opt = make_optimizer(model, tiny_train(weight_decay=0.1), torch.device("cpu"))
     decayed, plain = opt.param_groups
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert all(p.dim() == 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
@@ -279,13 +279,13 @@ def test_branches_are_refused_where_they_cannot_match_a_run(dataset):
                                                   ((9, 0), ("bfloat16", False))])
 def test_auto_precision_uses_float16_with_a_scaler_below_ampere(monkeypatch, capability, expected):
     # a T4 (7.5) reports bfloat16 "supported" through emulation; it must still get float16 and a scaler
-    from utils.train import _precision
+    from utils.precision import choose_precision
     monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
-    amp, name, scaler = _precision(torch.device("cuda"), "auto")
+    amp, name, scaler = choose_precision(torch.device("cuda"), "auto")
     assert (name, scaler) == expected and amp == getattr(torch, expected[0])
-    assert _precision(torch.device("cpu"), "auto") == (None, "float32", False)
+    assert choose_precision(torch.device("cpu"), "auto") == (None, "float32", False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
