@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from utils import allocation, allocation_core, noise, scaling
+from utils import allocation, allocation_core, chinchilla, noise, scaling
 from utils.allocation import analyse, heldout_isoflop, sensitivity, split_noise, synthetic_runs
 
 LAW = {"E": 1.3, "A": 30.0, "B": 60.0, "alpha": 0.35, "beta": 0.30}
@@ -337,7 +337,7 @@ def test_a_failed_parametric_refit_is_counted_not_dropped(plan, monkeypatch):
 
 def test_failed_trunk_resamples_are_counted_not_dropped(plan, monkeypatch):
     runs = synthetic_runs(plan, LAW, noise_sd=0.005, seed=4)
-    real = scaling.compute_optimal         # allocation_core.joint_slope calls scaling.compute_optimal
+    real = chinchilla.compute_optimal      # where allocation_core.joint_slope looks it up
     cutoff = {}
 
     def sometimes_fails(C, fit, flops_per_token=None):
@@ -353,7 +353,7 @@ def test_failed_trunk_resamples_are_counted_not_dropped(plan, monkeypatch):
     if fit.beta > cutoff["beta"]:   # the point fit itself must succeed
         cutoff["beta"] = fit.beta + 1e-9
         expected = int((fit.samples[:, 4] > cutoff["beta"]).sum())
-    monkeypatch.setattr(scaling, "compute_optimal", sometimes_fails)
+    monkeypatch.setattr(chinchilla, "compute_optimal", sometimes_fails)
     res = analyse(runs, n_bootstrap=30, seed=0, n_starts=2, workers=1, resampling="trunks")
     assert expected > 0
     assert res.a_joint_failed == expected == int(np.isnan(res.a_joint_samples).sum())

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import scaling
+from . import bootstrap, chinchilla, isoflop, validate
 from .noise import LAW_KEYS, check_sd, law_jacobian, refit_all, simulate, split_noise
 
 __all__ = ["AllocationResult", "CostCurve", "Resamples", "Runs", "analyse", "analyse_reusing", "check_options",
@@ -174,13 +174,13 @@ def _window(r: Runs, w: np.ndarray, c: float, window: int | None) -> np.ndarray:
     return np.repeat(drawn, w[drawn].astype(int))
 
 
-def _approach2(r: Runs, w: np.ndarray, window: int | None) -> tuple[float, scaling.IsoFLOPMinima]:
+def _approach2(r: Runs, w: np.ndarray, window: int | None) -> tuple[float, isoflop.IsoFLOPMinima]:
     """``(a, minima)`` of Approach 2 on one resample; ``a`` is nan below 3 valid minima."""
     budgets = np.unique(r.budget[np.isfinite(r.budget)])
     k = np.concatenate([_window(r, w, c, window) for c in budgets])
     if len(k) == 0:       # a resample of trunks that have no IsoFLOP point
         return float("nan"), None
-    iso = scaling.isoflop_minima({"C": r.budget[k], "N": r.N[k], "D": r.D[k], "loss": r.L[k]}, rtol=0.0,
+    iso = isoflop.isoflop_minima({"C": r.budget[k], "N": r.N[k], "D": r.D[k], "loss": r.L[k]}, rtol=0.0,
                                  warn=False)
     return (float(iso.fit()[0].b) if iso.valid.sum() >= 3 else float("nan")), iso
 
@@ -189,7 +189,7 @@ def joint_slope(consts: Mapping[str, float], C_lo: float, C_hi: float, cost: Cal
     """The joint law's ``a`` between ``C_lo`` and ``C_hi`` along ``cost``; nan when the law has no optimum (an
     exponent fitted to 0, or a minimum at an end of compute_optimal's search range, N = 1 or N = C/6)."""
     try:
-        n = scaling.compute_optimal(np.array([C_lo, C_hi]), consts, cost).N_opt
+        n = chinchilla.compute_optimal(np.array([C_lo, C_hi]), consts, cost).N_opt
     except ValueError:
         return float("nan")
     if np.any(n <= 1.001) or np.any(n >= 0.999 * np.array([C_lo, C_hi]) / 6.0):
@@ -230,7 +230,7 @@ def _interval(values: np.ndarray, level: float, seed) -> tuple[tuple[float, floa
     if len(v) < 2:
         nan = (float("nan"), float("nan"))
         return nan, nan
-    return scaling.percentile_interval(v, level, seed)
+    return bootstrap.percentile_interval(v, level, seed)
 
 
 @dataclass(frozen=True)
@@ -276,8 +276,8 @@ class AllocationResult:
     param_count: str
     window: int | None
     min_steps: int | None
-    iso: scaling.IsoFLOPMinima = field(repr=False)
-    joint: scaling.ChinchillaFit = field(repr=False)
+    iso: isoflop.IsoFLOPMinima = field(repr=False)
+    joint: chinchilla.ChinchillaFit = field(repr=False)
     a2_samples: np.ndarray = field(repr=False)
     a_joint_samples: np.ndarray = field(repr=False)
     a2_budgets: np.ndarray = field(repr=False)
@@ -291,7 +291,7 @@ class AllocationResult:
 
     def joint_N_opt(self, C) -> np.ndarray:
         """The joint fit's compute-optimal ``N`` at budget(s) ``C``, along the cost curve the analysis used."""
-        return scaling.compute_optimal(C, self.joint, self.cost).N_opt
+        return chinchilla.compute_optimal(C, self.joint, self.cost).N_opt
 
     def verdict(self) -> str:
         """One sentence comparing the two exponents, chosen from the paired interval of ``a2 - a_joint`` and
@@ -323,8 +323,8 @@ class AllocationResult:
         win = "all points" if self.window is None else f"±{self.window} rungs"
         kept = "every run kept" if self.min_steps is None else \
             f"{self.n_left_out} shorter than {self.min_steps} steps left out"
-        lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({kept}), {describe_choice('param_count', self.param_count)}, "
-                 f"IsoFLOP window {win}; "
+        lines = [f"{self.n_runs} runs from {self.n_trunks} trunks ({kept}), "
+                 f"{describe_choice('param_count', self.param_count)}, IsoFLOP window {win}; "
                  f"{self.n_valid_budgets} of {self.n_budgets} budgets have a minimum inside their sizes; "
                  f"{self.n_bootstrap} {_scheme_text(self)}, {pct} % intervals",
                  f"  Approach 2 : a = {self.a2:.3f} {_fmt_ci(self.a2_ci)}  (failed resamples: {self.a2_failed})",
@@ -361,22 +361,22 @@ def _slopes(consts: np.ndarray, C_range: tuple, cost: Callable) -> np.ndarray:
 def _joint_part(r: Runs, scheme: str, n_bootstrap: int, seed, noise: Mapping, n_starts, workers) -> tuple:
     """The joint fit, its ``a``, the resamples (:class:`Resamples`), ``a`` on every resample and the reference.
 
-    ``"trunks"``: the refits on trunk draws (:func:`utils.scaling.cluster_resamples`); no reference (nan).
-    ``"parametric"``: the noise split from the fit's residuals (:func:`utils.noise.split_noise`, or ``noise`` as given), loss
-    sets simulated from the fitted law (:func:`utils.noise.simulate`), each refitted; the reference is ``a`` of the refit to
-    the noise-free law (a check that the fit finds its own law again). The returned fit then carries the
-    parametric refits as its ``samples``, with their percentile intervals."""
+    ``"trunks"``: the refits on trunk draws (:func:`utils.bootstrap.cluster_resamples`); no reference (nan).
+    ``"parametric"``: the noise split from the fit's residuals (:func:`utils.noise.split_noise`, or ``noise`` as
+    given), loss sets simulated from the fitted law (:func:`utils.noise.simulate`), each refitted; the reference is
+    ``a`` of the refit to the noise-free law (a check that the fit finds its own law again). The returned fit then
+    carries the parametric refits as its ``samples``, with their percentile intervals."""
     budgets = r.budget[np.isfinite(r.budget)]
     C_range = (float(budgets.min()), float(budgets.max()))
     if scheme == "trunks":
-        W = scaling.cluster_resamples(r.trunk, n_bootstrap, seed)
-        fit = scaling.fit_chinchilla(r.N, r.D, r.L, groups=r.trunk, resamples=W, n_starts=n_starts, workers=workers)
+        W = bootstrap.cluster_resamples(r.trunk, n_bootstrap, seed)
+        fit = chinchilla.fit_chinchilla(r.N, r.D, r.L, groups=r.trunk, resamples=W, n_starts=n_starts, workers=workers)
         if len(fit.samples) != len(W):
             raise ValueError("the joint fit's bootstrap was refused (too few distinct points); add runs or trunks.")
         draws = Resamples("trunks", W, np.broadcast_to(r.L, W.shape))
         return fit, joint_slope(fit.to_dict(), *C_range, r.cost), draws, _slopes(fit.samples, C_range, r.cost), \
             float("nan"), C_range
-    fit = scaling.fit_chinchilla(r.N, r.D, r.L, n_bootstrap=0, n_starts=n_starts)
+    fit = chinchilla.fit_chinchilla(r.N, r.D, r.L, n_bootstrap=0, n_starts=n_starts)
     law = fit.to_dict()
     trunk_sd, noise_sd = split_noise(r.L - fit.predict(r.N, r.D), r.trunk, law_jacobian(law, r.N, r.D), **noise)
     given = [k for k in ("trunk_sd", "noise_sd") if noise.get(k) is not None]
@@ -384,12 +384,12 @@ def _joint_part(r: Runs, scheme: str, n_bootstrap: int, seed, noise: Mapping, n_
               f"{given[0]} given, the other measured from the fit's residuals" if given else
               "both measured from the fit's residuals")
     losses = simulate(law, r, trunk_sd, noise_sd, n_bootstrap, seed)
-    consts = refit_all(r, np.vstack([scaling.chinchilla_loss(r.N, r.D, law)[None, :], losses]), n_starts, workers)
+    consts = refit_all(r, np.vstack([chinchilla.chinchilla_loss(r.N, r.D, law)[None, :], losses]), n_starts, workers)
     reference = _slopes(consts[:1], C_range, r.cost)[0]
     samples = consts[1:]
     ok = samples[np.all(np.isfinite(samples), axis=1)]
     if len(ok) >= 2:
-        ci, mc = scaling._percentile_ci(ok, fit.level), scaling._mc_error(ok, fit.level, seed)
+        ci, mc = bootstrap.percentile_ci(ok, fit.level), bootstrap.mc_error(ok, fit.level, seed)
         fit = dataclasses.replace(fit, samples=ok, mc_se=mc, **{f"{k}_ci": tuple(map(float, ci[i]))
                                                                 for i, k in enumerate(LAW_KEYS)})
     draws = Resamples("parametric", np.ones_like(losses), losses, trunk_sd, noise_sd, source, law)
@@ -407,7 +407,7 @@ def _a2_part(r: Runs, draws: Resamples, window) -> tuple:
     per = [_approach2(dataclasses.replace(r, L=L), w, window) for w, L in zip(draws.weights, draws.losses)]
     reference = float("nan")
     if draws.scheme == "parametric":
-        noise_free = scaling.chinchilla_loss(r.N, r.D, draws.law)
+        noise_free = chinchilla.chinchilla_loss(r.N, r.D, draws.law)
         reference = _approach2(dataclasses.replace(r, L=noise_free), np.ones(len(r.L)), window)[0]
     return iso, a2, np.array([p[0] for p in per]), \
         np.array([0 if p[1] is None else int(p[1].valid.sum()) for p in per]), reference
@@ -428,7 +428,7 @@ def check_options(n_bootstrap, level, margin, window, resampling="parametric", n
         check_sd(name, value)
         if resampling == "trunks" and value is not None:
             raise ValueError(f"{name} is used by resampling='parametric' only; the trunk bootstrap measures no noise.")
-    return scaling._check_level(level)
+    return validate.check_level(level)
 
 
 def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int | None = None,
@@ -459,12 +459,12 @@ def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int |
       error measured on the fitted law. (The percentile interval of the simulated estimates would instead sit
       around the joint law's ``a`` whatever Approach 2 found.) ``a2_reference`` is Approach 2 on the noise-free
       law: how far it lands from ``a_joint`` with no noise at all.
-    - ``"trunks"`` draws whole trunks with replacement (:func:`utils.scaling.cluster_resamples`) and takes the
+    - ``"trunks"`` draws whole trunks with replacement (:func:`utils.bootstrap.cluster_resamples`) and takes the
       percentile interval of the estimates. When each trunk is one model size a resample also loses sizes
       (about a third of them), so its spread includes a changed design, and its intervals are too wide.
 
     ``margin`` is the equivalence margin of :meth:`AllocationResult.verdict`; ``n_starts`` and ``workers`` go
-    to :func:`utils.scaling.fit_chinchilla` (``workers`` also runs the parametric refits).
+    to :func:`utils.chinchilla.fit_chinchilla` (``workers`` also runs the parametric refits).
     """
     noise = {"trunk_sd": trunk_sd, "noise_sd": noise_sd}
     level = check_options(n_bootstrap, level, margin, window, resampling, noise)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import scaling
+from . import validate
 
 __all__ = ["HeldoutIsoFLOP", "heldout_isoflop"]
 
@@ -103,10 +103,10 @@ def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None,
     The ratio's interval is the same interval divided by ``predicted_N_opt`` (a fixed number). Refuses fewer than
     3 sizes, a parabola that opens downwards (a maximum, not a minimum) and a minimum outside the sampled sizes
     (an extrapolation); five sizes or more are what Chapter 6 trains."""
-    level = scaling._check_level(level)
-    N = scaling._positive_array("N", N)
-    losses = scaling._positive_array("losses", losses)
-    n = scaling._check_same_length(N=N, losses=losses)
+    level = validate.check_level(level)
+    N = validate.positive_array("N", N)
+    losses = validate.positive_array("losses", losses)
+    n = validate.same_length(N=N, losses=losses)
     if len(np.unique(N)) < 3:
         raise ValueError(f"a parabola needs at least 3 distinct sizes; got {len(np.unique(N))}. Train more sizes "
                          "at the held-out budget (Chapter 6 trains five).")
@@ -134,8 +134,8 @@ def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None,
     lo, hi = np.quantile(sims, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")   # order statistics: ±inf allowed
     ci = (float(np.exp(lo)), float(np.exp(hi)))
     if predicted_losses is not None:
-        pl = scaling._positive_array("predicted_losses", predicted_losses)
-        scaling._check_same_length(N=N, predicted_losses=pl)
+        pl = validate.positive_array("predicted_losses", predicted_losses)
+        validate.same_length(N=N, predicted_losses=pl)
         residuals = losses - pl
         level_error, level_se = float(residuals.mean()), float(noise_sd / math.sqrt(n))
     else:

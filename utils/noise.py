@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import scaling
+from . import bootstrap, chinchilla
 
 __all__ = ["LAW_KEYS", "check_sd", "law_jacobian", "refit_all", "refit_rows", "simulate", "split_noise"]
 
@@ -25,7 +25,8 @@ LAW_KEYS = ("E", "A", "B", "alpha", "beta")
 
 
 def law_jacobian(law: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """For :func:`split_noise`: derivatives of ``E + A/N^alpha + B/D^beta`` by ``(E, A, B, alpha, beta)`` at every run: shape (runs, 5)."""
+    """For :func:`split_noise`: derivatives of ``E + A/N^alpha + B/D^beta`` by ``(E, A, B, alpha, beta)`` at
+    every run; shape (runs, 5)."""
     n_term, d_term = N ** -law["alpha"], D ** -law["beta"]
     return np.column_stack([np.ones_like(N), n_term, d_term, -law["A"] * np.log(N) * n_term,
                             -law["B"] * np.log(D) * d_term])
@@ -84,12 +85,13 @@ def check_sd(name: str, value) -> None:
 
 
 def simulate(law: Mapping[str, float], r, trunk_sd: float, noise_sd: float, n: int, seed) -> np.ndarray:
-    """``n`` simulated loss vectors (rows) on the runs of ``r`` (:class:`utils.allocation_core.Runs`): the law, plus a normal offset per trunk (SD
-    ``trunk_sd``, shared by the trunk's runs), plus independent normal noise per run (SD ``noise_sd``)."""
+    """``n`` simulated loss vectors (rows) on the runs of ``r`` (:class:`utils.allocation_core.Runs`): the law,
+    plus a normal offset per trunk (SD ``trunk_sd``, shared by the trunk's runs), plus independent normal noise
+    per run (SD ``noise_sd``)."""
     labels, inverse = np.unique(r.trunk, return_inverse=True)
     rng = np.random.default_rng(seed)
     offsets = rng.normal(0.0, trunk_sd, (n, len(labels)))[:, inverse]
-    losses = scaling.chinchilla_loss(r.N, r.D, law) + offsets + rng.normal(0.0, noise_sd, (n, len(r.L)))
+    losses = chinchilla.chinchilla_loss(r.N, r.D, law) + offsets + rng.normal(0.0, noise_sd, (n, len(r.L)))
     if not np.all(losses > 0):
         raise ValueError("a simulated loss came out non-positive: the measured noise is as large as the losses. "
                          "Check the runs, or pass smaller trunk_sd and noise_sd.")
@@ -104,7 +106,7 @@ def refit_rows(N: np.ndarray, D: np.ndarray, losses: np.ndarray, n_starts) -> np
         warnings.simplefilter("ignore", RuntimeWarning)     # a refit at a bound shows up as a failed slope
         for k, L in enumerate(losses):
             try:
-                fit = scaling.fit_chinchilla(N, D, L, n_bootstrap=0, n_starts=n_starts)
+                fit = chinchilla.fit_chinchilla(N, D, L, n_bootstrap=0, n_starts=n_starts)
             except ValueError:
                 continue
             out[k] = [fit[key] for key in LAW_KEYS]
@@ -113,8 +115,8 @@ def refit_rows(N: np.ndarray, D: np.ndarray, losses: np.ndarray, n_starts) -> np
 
 def refit_all(r, losses: np.ndarray, n_starts, workers) -> np.ndarray:
     """:func:`refit_rows` over all simulated sets, split across ``workers`` processes (default: one per core)."""
-    n_workers = scaling._bootstrap_workers(len(losses), workers)
+    n_workers = bootstrap.worker_count(len(losses), workers)
     chunks = np.array_split(losses, min(len(losses), 4 * n_workers)) if n_workers > 1 else [losses]
-    parts = scaling._in_processes(refit_rows, [(r.N, r.D, c, n_starts) for c in chunks], n_workers,
+    parts = bootstrap.in_processes(refit_rows, [(r.N, r.D, c, n_starts) for c in chunks], n_workers,
                                   "the parametric refits")
     return np.vstack(parts)

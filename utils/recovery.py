@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import scaling
+from . import bootstrap, chinchilla
 from .allocation_core import AllocationResult, analyse, check_runs, column, joint_slope, param_field, positive, prepare
 
 __all__ = ["Recovery", "recovery", "synthetic_runs"]
@@ -35,7 +35,7 @@ def synthetic_runs(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd:
     N = positive(param_field(param_count), column(runs, param_field(param_count)), runs)
     D = positive("D", column(runs, "D"), runs)
     trunk = [str(t) for t in column(runs, "trunk")]
-    clean = scaling.chinchilla_loss(N, D, law)
+    clean = chinchilla.chinchilla_loss(N, D, law)
     rng = np.random.default_rng(seed)
     names = sorted(set(trunk))
     shift = dict(zip(names, rng.normal(0.0, trunk_sd, len(names))))
@@ -84,7 +84,8 @@ class Recovery:
 
 
 def _recovery_draw(runs, law, noise_sd, trunk_sd, data_seed, boot_seed, n_bootstrap, options) -> AllocationResult:
-    """One synthetic sweep through :func:`utils.allocation_core.analyse` (a function of its own, so that worker processes can run it)."""
+    """One synthetic sweep through :func:`utils.allocation_core.analyse` (a function of its own, so that worker
+    processes can run it)."""
     fake = synthetic_runs(runs, law, noise_sd=noise_sd, trunk_sd=trunk_sd, seed=data_seed,
                           param_count=options.get("param_count", "total"))   # options may pass the SDs on (known_noise)
     return analyse(fake, n_bootstrap=n_bootstrap, seed=boot_seed, **options)
@@ -93,14 +94,14 @@ def _recovery_draw(runs, law, noise_sd, trunk_sd, data_seed, boot_seed, n_bootst
 def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float = 0.0, n_draws: int = 20,
              n_bootstrap: int = 100, seed: int | None = 0, workers: int | None = None, known_noise: bool = False,
              **options) -> Recovery:
-    """Run :func:`utils.allocation_core.analyse` on ``n_draws`` synthetic copies of ``runs`` (:func:`synthetic_runs` with ``law``,
-    ``noise_sd`` and ``trunk_sd``) and report how well each estimator recovers the law's ``a`` (Chapter 6);
-    returns a :class:`Recovery`. ``options`` go to :func:`utils.allocation_core.analyse` (``window``, ``min_steps``, ``param_count``,
-    ``level``, ``n_starts``, ``resampling``, ...), so the analysis is exactly the one the real runs get; with
-    ``known_noise`` a parametric analysis is given the true ``trunk_sd`` and ``noise_sd`` instead of measuring
-    them (as a chapter that measured its noise separately would pass it). The draws run in
-    ``workers`` processes (default: one per core), each analysis in one; the result does not depend on their
-    number."""
+    """Run :func:`utils.allocation_core.analyse` on ``n_draws`` synthetic copies of ``runs`` (:func:`synthetic_runs`
+    with ``law``, ``noise_sd`` and ``trunk_sd``) and report how well each estimator recovers the law's ``a``
+    (Chapter 6); returns a :class:`Recovery`. ``options`` go to :func:`utils.allocation_core.analyse` (``window``,
+    ``min_steps``, ``param_count``, ``level``, ``n_starts``, ``resampling``, ...), so the analysis is exactly the
+    one the real runs get; with ``known_noise`` a parametric analysis is given the true ``trunk_sd`` and
+    ``noise_sd`` instead of measuring them (as a chapter that measured its noise separately would pass it). The
+    draws run in ``workers`` processes (default: one per core), each analysis in one; the result does not depend on
+    their number."""
     if not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
         raise ValueError(f"n_draws must be an integer of at least 2, got {n_draws!r}.")
     if "workers" in options:
@@ -115,7 +116,7 @@ def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float
     seeds = np.random.SeedSequence(seed).generate_state(2 * n_draws)
     jobs = [(runs, dict(law), noise_sd, trunk_sd, int(seeds[2 * k]), int(seeds[2 * k + 1]), n_bootstrap,
              {**options, "workers": 1}) for k in range(n_draws)]
-    results = scaling._in_processes(_recovery_draw, jobs, min(n_draws, scaling._bootstrap_workers(64, workers)),
+    results = bootstrap.in_processes(_recovery_draw, jobs, min(n_draws, bootstrap.worker_count(64, workers)),
                                     "the recovery draws")
     level = results[0].level
 

@@ -91,16 +91,16 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
     """``a`` from both estimators under other reasonable choices, one choice changed at a time (Chapter 6);
     returns a :class:`SensitivityTable` (print it, or ``.to_markdown()``).
 
-    Starting from ``baseline`` (a dict of :func:`utils.allocation_core.analyse`'s ``window``, ``min_steps`` and ``param_count``;
-    default ``window=2``, every run, total parameters) it varies the IsoFLOP window over ``windows``, the
-    shortest run kept over ``min_steps`` (default: every run, and runs of at least 2 and 4 times the shortest
-    run's steps) and the parameter count over ``param_counts``; each value in ``max_tokens`` adds a row without
-    the runs of more tokens than it (pass the training split's length to keep only runs that read each token
-    at most once). Every row is a full :func:`utils.allocation_core.analyse` with
-    ``n_bootstrap`` paired resamples made as ``resampling`` says, with ``trunk_sd`` and ``noise_sd`` as in
-    :func:`utils.allocation_core.analyse` (an SD left ``None`` is measured again for each set of runs; the joint fit and its resamples
-    are remade only when the runs or the parameter count change), and reports its failed resamples. A choice
-    that leaves too little data gives a row with a ``note`` saying why, instead of an error."""
+    Starting from ``baseline`` (a dict of :func:`utils.allocation_core.analyse`'s ``window``, ``min_steps`` and
+    ``param_count``; default ``window=2``, every run, total parameters) it varies the IsoFLOP window over
+    ``windows``, the shortest run kept over ``min_steps`` (default: every run, and runs of at least 2 and 4 times
+    the shortest run's steps) and the parameter count over ``param_counts``; each value in ``max_tokens`` adds a row
+    without the runs of more tokens than it (pass the training split's length to keep only runs that read each token
+    at most once). Every row is a full :func:`utils.allocation_core.analyse` with ``n_bootstrap`` paired resamples
+    made as ``resampling`` says, with ``trunk_sd`` and ``noise_sd`` as in :func:`utils.allocation_core.analyse` (an
+    SD left ``None`` is measured again for each set of runs; the joint fit and its resamples are remade only when
+    the runs or the parameter count change), and reports its failed resamples. A choice that leaves too little data
+    gives a row with a ``note`` saying why, instead of an error."""
     runs = check_runs(runs)
     base = {"window": 2, "min_steps": None, "param_count": "total", **(baseline or {})}
     if set(base) != {"window", "min_steps", "param_count"}:
@@ -124,8 +124,9 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
     def analysed(name: str, label: str, kept: list, parts: dict, cfg: Mapping) -> dict:
         """One row: the whole analysis of ``kept`` under ``cfg``, or a note that says why it failed."""
         try:
-            res = analyse_reusing(kept, parts, n_bootstrap=n_bootstrap, seed=seed, level=level, margin=EQUIVALENCE_MARGIN,
-                           n_starts=n_starts, workers=workers, cost=None, resampling=resampling, noise=noise, **cfg)
+            res = analyse_reusing(kept, parts, n_bootstrap=n_bootstrap, seed=seed, level=level,
+                                  margin=EQUIVALENCE_MARGIN, n_starts=n_starts, workers=workers, cost=None,
+                                  resampling=resampling, noise=noise, **cfg)
             return _row(name, label, res)
         except ValueError as err:
             return _row(name, label, None, note=str(err))
