@@ -305,7 +305,7 @@ def test_an_unpaired_implementation_fails_the_pairing_check(plan, monkeypatch, r
             other = dataclasses.replace(draws, weights=scaling.cluster_resamples(r.trunk, n_bootstrap, 12345))
         else:
             other = dataclasses.replace(draws, losses=noise.simulate(draws.law, r, draws.trunk_sd, draws.noise_sd,
-                                                                      n_bootstrap, 12345))
+                                                                     n_bootstrap, 12345))
         return mine[:2] + (other,) + mine[3:]     # Approach 2 gets draws of its own
 
     monkeypatch.setattr(allocation_core, "_joint_part", unpaired)

@@ -469,12 +469,12 @@ def analyse(runs, *, n_bootstrap: int = 200, seed: int | None = 0, window: int |
     noise = {"trunk_sd": trunk_sd, "noise_sd": noise_sd}
     level = check_options(n_bootstrap, level, margin, window, resampling, noise)
     return analyse_reusing(runs, {}, n_bootstrap=n_bootstrap, seed=seed, window=window, min_steps=min_steps,
-                    param_count=param_count, level=level, margin=margin, n_starts=n_starts, workers=workers, cost=cost,
-                    resampling=resampling, noise=noise)
+                           param_count=param_count, level=level, margin=margin, n_starts=n_starts, workers=workers,
+                           cost=cost, resampling=resampling, noise=noise)
 
 
-def analyse_reusing(runs, parts: dict, *, n_bootstrap, seed, window, min_steps, param_count, level, margin, n_starts,
-             workers, cost, resampling, noise) -> AllocationResult:
+def analyse_reusing(runs, parts: dict, *, n_bootstrap, seed, window, min_steps, param_count, level, margin,
+                    n_starts, workers, cost, resampling, noise) -> AllocationResult:
     """:func:`analyse` after its checks; ``parts`` keeps joint fits and their resamples for reuse by
     :func:`sensitivity` (they depend on the runs kept and the parameter count, not on the IsoFLOP window)."""
     r = prepare(runs, param_count, min_steps, cost)

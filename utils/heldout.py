@@ -14,6 +14,7 @@ from . import validate
 
 __all__ = ["HeldoutIsoFLOP", "heldout_isoflop"]
 
+
 @dataclass(frozen=True)
 class HeldoutIsoFLOP:
     """A held-out IsoFLOP profile scored against a prediction (:func:`heldout_isoflop`, Chapter 6).

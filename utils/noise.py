@@ -98,7 +98,6 @@ def simulate(law: Mapping[str, float], r, trunk_sd: float, noise_sd: float, n: i
     return losses
 
 
-
 def refit_rows(N: np.ndarray, D: np.ndarray, losses: np.ndarray, n_starts) -> np.ndarray:
     """The joint law refitted to each row of ``losses`` (rows E, A, B, alpha, beta; nan where a fit raised)."""
     out = np.full((len(losses), 5), np.nan)
@@ -118,5 +117,5 @@ def refit_all(r, losses: np.ndarray, n_starts, workers) -> np.ndarray:
     n_workers = bootstrap.worker_count(len(losses), workers)
     chunks = np.array_split(losses, min(len(losses), 4 * n_workers)) if n_workers > 1 else [losses]
     parts = bootstrap.in_processes(refit_rows, [(r.N, r.D, c, n_starts) for c in chunks], n_workers,
-                                  "the parametric refits")
+                                   "the parametric refits")
     return np.vstack(parts)

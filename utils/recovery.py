@@ -18,6 +18,7 @@ from .allocation_core import AllocationResult, analyse, check_runs, column, join
 
 __all__ = ["Recovery", "recovery", "synthetic_runs"]
 
+
 def synthetic_runs(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float = 0.0,
                    seed: int | None = 0, param_count: str = "total") -> list[dict]:
     """Copies of the sweep's records whose losses come from a known law (Chapter 6); returns a list of dicts.
@@ -117,7 +118,7 @@ def recovery(runs, law: Mapping[str, float], *, noise_sd: float, trunk_sd: float
     jobs = [(runs, dict(law), noise_sd, trunk_sd, int(seeds[2 * k]), int(seeds[2 * k + 1]), n_bootstrap,
              {**options, "workers": 1}) for k in range(n_draws)]
     results = bootstrap.in_processes(_recovery_draw, jobs, min(n_draws, bootstrap.worker_count(64, workers)),
-                                    "the recovery draws")
+                                     "the recovery draws")
     level = results[0].level
 
     def covered(cis, value):

@@ -121,6 +121,7 @@ def sensitivity(runs, *, windows: Sequence = (2, 3, None), min_steps: Sequence |
         if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
             raise ValueError(f"max_tokens values must be positive whole numbers of tokens, got {cap!r}; pass, for "
                              "example, the length of the training split to keep the runs that read it at most once.")
+
     def analysed(name: str, label: str, kept: list, parts: dict, cfg: Mapping) -> dict:
         """One row: the whole analysis of ``kept`` under ``cfg``, or a note that says why it failed."""
         try:
