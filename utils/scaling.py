@@ -28,15 +28,6 @@ from .fitting import PowerLawFit, SaturatingFit, fit_power_law, fit_saturating_p
 from .isoflop import IsoFLOPMinima, isoflop_minima
 from .published import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_GRID, KAPLAN_2020
 
-# Old private names of this module, kept while code still imports them from here: Chapter 5's notebook uses
-# _saturating_grid, the allocation analysis (utils.allocation and the modules split from it) the others until
-# it switches to the public names (bootstrap.in_processes, validate.check_level, ...).
-from .bootstrap import (in_processes as _in_processes, mc_error as _mc_error,  # noqa: F401
-                        percentile_ci as _percentile_ci, worker_count as _bootstrap_workers)
-from .fitting import saturating_grid as _saturating_grid  # noqa: F401
-from .validate import (check_level as _check_level, positive_array as _positive_array,  # noqa: F401
-                       same_length as _check_same_length)
-
 __all__ = [
     "KAPLAN_2020", "HOFFMANN_2022", "BESIROGLU_2024", "HOFFMANN_GRID",
     "PowerLawFit", "SaturatingFit", "ChinchillaFit", "ComputeOptimal", "IsoFLOPMinima",
