@@ -534,7 +534,8 @@ def train_step(run: TrainingState, at_step: int, lr: float) -> float:
 
 def evaluation(run: TrainingState, at_step: int, lr: float, time_s: float) -> dict:
     """One entry of ``history``: the mean loss on the fixed training and validation windows, in nats and bits."""
-    losses = {s: mean_loss(run.fwd, b, run.amp_dtype, run.device, run.ddp is not None) for s, b in run.eval_sets.items()}
+    losses = {s: mean_loss(run.fwd, b, run.amp_dtype, run.device, run.ddp is not None)
+              for s, b in run.eval_sets.items()}
     return {"step": at_step, "tokens": at_step * run.tokens_per_step,
             "train_loss": losses["train"], "val_loss": losses["val"],
             "train_bpc": losses["train"] / math.log(2), "val_bpc": losses["val"] / math.log(2),
@@ -596,7 +597,8 @@ class _ProgressBar:
     def __init__(self, run: TrainingState, total_iters: int, show: bool):
         from tqdm import tqdm
         self.run, self.total, self.show = run, total_iters, show
-        self.bar = tqdm(total=total_iters, initial=run.step, disable=not (show and runtime.progress_bars() and run.rank == 0),
+        shown = show and runtime.progress_bars() and run.rank == 0
+        self.bar = tqdm(total=total_iters, initial=run.step, disable=not shown,
                         desc="train", unit="it", dynamic_ncols=True, leave=True)
         self.last_report = time.perf_counter()
 
@@ -638,7 +640,8 @@ def run_branch(run: TrainingState, b: int, on_branch: Callable[[TrainResult], No
     n_tok = b * run.tokens_per_step
     res_b = _result(
         run, model=None, train_config={**run.tc.to_dict(), "max_iters": b, "max_tokens": None},
-        history=[h for h in run.history if h["step"] <= run.step] + [entry], step_losses=run.step_losses[:run.step] + losses,
+        history=[h for h in run.history if h["step"] <= run.step] + [entry],
+        step_losses=run.step_losses[:run.step] + losses,
         iters=b, tokens_seen=n_tok, final_train_loss=entry["train_loss"], final_val_loss=entry["val_loss"],
         wall_time_s=spent, tokens_per_s=(b - run.step) * run.tokens_per_step / spent if spent > 0 else 0.0,
         flops=float(run.flops_per_token * n_tok))
@@ -679,7 +682,8 @@ def _finish(run: TrainingState, branch_results: list, key: str | None, run_dir: 
 # ----------------------------------------------------------------------------- command line
 
 def main(argv=None) -> int:
-    """Command-line entry point (``python -m utils.train``, the ``course-train`` script): :func:`utils.train_cli.main`."""
+    """Command-line entry point (``python -m utils.train``, the ``course-train`` script):
+    :func:`utils.train_cli.main`."""
     from .train_cli import main as cli_main
     return cli_main(argv)
 
