@@ -55,7 +55,7 @@ def test_the_real_check_refuses_a_machine_without_cuda(monkeypatch, tmp_path, co
 
 def test_prepared_corpus_gives_the_same_data_as_load_dataset(tmp_path):
     from utils.data import load_dataset
-    from utils.train import data_fingerprint
+    from utils.checkpoints import data_fingerprint
 
     import importlib.util
 

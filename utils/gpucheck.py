@@ -28,7 +28,7 @@ the JSON says so):
     the whole sweep's time.
 ``estimates``
     a Colab T4's time for the ``full`` profile's main run and sweep: the measured seconds times the
-    ratio of the two GPUs' peak FLOP/s (:data:`utils.train.GPU_PEAK_FLOPS`), labelled an estimate.
+    ratio of the two GPUs' peak FLOP/s (:data:`utils.hardware.GPU_PEAK_FLOPS`), labelled an estimate.
 
 It prints one JSON object as its last line and writes it to
 ``benchmarks/gpucheck-<date>-<gpu>.json`` (``--out-dir`` chooses the folder; the file is rewritten
@@ -185,10 +185,10 @@ def _slug(name: str) -> str:
 
 def _environment(device) -> dict:
     """The software and the device the check runs on, with the device's peak FLOP/s
-    (:func:`utils.train.peak_flops`: a GPU's from its datasheet, the CPU's measured)."""
+    (:func:`utils.hardware.peak_flops`: a GPU's from its datasheet, the CPU's measured)."""
     import torch
 
-    from .train import peak_flops
+    from .hardware import peak_flops
 
     env = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
            "device_count": torch.cuda.device_count() if device.type == "cuda" else 0}
@@ -275,9 +275,9 @@ def run(dry_run: bool = False, budget: float = BUDGET_S, out_dir: str | Path | N
                       "train_tokens": int(len(dataset.train)), "val_tokens": int(len(dataset.val)),
                       "ngram": ngram, "seconds": round(time.perf_counter() - t, 1)}
     model = _dry_model(dataset.vocab_size) if dry_run else chapter4b_full(dataset.vocab_size)
-    from .train import _precision
+    from .precision import choose_precision
     ctx = {"dataset": dataset, "device": device, "dry_run": dry_run, "model": model, "ngram": ngram,
-           "peak_flops": peak, "train": train, "gpu": gpu, "auto_dtype": _precision(device, "auto")[1], "step_s": {}}
+           "peak_flops": peak, "train": train, "gpu": gpu, "auto_dtype": choose_precision(device, "auto")[1], "step_s": {}}
     save()
     for sec in SECTIONS:
         if sec not in sections:

@@ -170,7 +170,7 @@ def _whole_split_bpc(model, tokens, n_ctx: int) -> float:
     """Bits per character of ``model`` on the whole token array (``utils.train.evaluate_split``), as the n-gram is scored."""
     import math
 
-    from .train import evaluate_split
+    from .evaluation import evaluate_split
 
     return evaluate_split(model, tokens, n_ctx=n_ctx) / math.log(2)
 
@@ -188,14 +188,14 @@ def _time_steps(mc, batch_size: int, steps: int, device, tf32: bool, seed: int =
     import torch
 
     from .model import GPT
-    from .train import TrainConfig, _make_optimizer
+    from .train import TrainConfig, make_optimizer
 
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     try:
         torch.manual_seed(seed)
         model = GPT(mc).to(device)
-        opt = _make_optimizer(model, TrainConfig(lr=1e-4), device)  # the trainer's AdamW (fused)
+        opt = make_optimizer(model, TrainConfig(lr=1e-4), device)  # the trainer's AdamW (fused)
         x = torch.randint(mc.vocab_size, (batch_size, mc.n_ctx), device=device)
         y = torch.randint(mc.vocab_size, (batch_size, mc.n_ctx), device=device)
 
@@ -428,7 +428,7 @@ def section_sweep(ctx: dict, budget: float) -> dict:
 
 def section_estimates(ctx: dict, budget: float) -> dict:
     """A Colab T4's time for the full profile's main run and sweep, scaled by the ratio of peak FLOP/s."""
-    from .train import gpu_peak_flops
+    from .hardware import gpu_peak_flops
 
     here = ctx["peak_flops"]
     t4 = gpu_peak_flops("Tesla T4")

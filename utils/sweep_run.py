@@ -29,7 +29,7 @@ def _train_trunk(trunk: dict, grid: SweepGrid, train_fn: Callable, dataset, over
     spent, cpu = time.perf_counter() - t0, time.process_time() - c0
     by_steps = {b.iters: b for b in res.branches}
     by_steps[res.iters] = res
-    from .train import cooldown_steps
+    from .schedule import cooldown_steps
 
     # the trunk's own loss at a branch's length is a constant-rate loss only before the trunk cools down itself
     own_cool_start = res.iters - cooldown_steps(res.iters, SimpleNamespace(cooldown_fraction=grid.cooldown_fraction))
@@ -116,7 +116,7 @@ def default_workers() -> int:
     """Trunks to train at once on the CPU: one per core this process may use, at most 8.
 
     Unlike the threads of one run, which wait for each other at every operation (so the trainer
-    uses only idle cores, :func:`utils.train.cpu_threads`), separate one-thread runs never wait
+    uses only idle cores, :func:`utils.hardware.cpu_threads`), separate one-thread runs never wait
     for each other: on a busy machine they simply get a larger share of it than one run would.
     """
     return min(8, runtime.usable_cores())

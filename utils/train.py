@@ -76,11 +76,6 @@ __all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "OutDirInUseError
 # Names imported above only to be re-exported (notebooks, tests and other modules import them from
 # utils.train): CACHE_VERSION, GPU_PEAK_FLOPS, cpu_peak_flops, cpu_threads, gpu_peak_flops,
 # data_fingerprint, evaluate_split, init_distributed.
-_evaluate = mean_loss                  # old private names, kept while utils.bench, utils.gpucheck and tests use them
-_fixed_eval_batches = fixed_eval_batches
-_precision = choose_precision
-_distributed = distributed
-_init_distributed = init_distributed
 
 
 class NonFiniteLossError(ValueError):
@@ -405,7 +400,6 @@ def make_optimizer(model: GPT, tc: TrainConfig, device: torch.device) -> torch.o
         return torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2))
 
 
-_make_optimizer = make_optimizer  # the old private name: utils.gpucheck and tests/test_train.py import it
 
 
 def _maybe_compile(model: GPT, tc: TrainConfig, device: torch.device):
