@@ -104,10 +104,10 @@ def test_every_fitted_slice_has_at_least_seven_distinct_points(profile):
     assert len(rich) >= 5, (profile, rich)
 
 
-@pytest.mark.parametrize("profile, band", [("quick", (30, 250)), ("full", (30, 100))])
+@pytest.mark.parametrize("profile, band", [("quick", (50, 250)), ("full", (30, 100))])
 def test_every_isoflop_profile_brackets_the_plausible_optimum(profile, band):
     # every budget has two sizes on each side of the range of tokens per parameter where its minimum is
-    # expected (quick: 30 to 250; full, data-limited at its top budgets: 30 to 100)
+    # expected (quick: 50 to 250; full, data-limited at its top budgets: 30 to 100)
     grid = GRIDS[profile]
     assert tuple(grid.optimum_tokens_per_param) == band
     for budget, pts in _points_by(grid, lambda p: p["budget"]).items():
@@ -136,10 +136,10 @@ def test_no_fitted_run_spends_more_than_a_tenth_of_its_steps_warming_up(profile)
 
 
 def test_a_grid_whose_warm_up_is_too_long_is_refused():
-    with pytest.raises(ValueError, match=r"warm-up of 25 steps would be more than 10% of the shortest run "
-                                         r"\(200 steps\).*at least 250"):
-        dataclasses.replace(GRIDS["quick"], warmup_iters=25)
-    dataclasses.replace(GRIDS["quick"], warmup_iters=20, min_steps=200)  # exactly a tenth is allowed
+    with pytest.raises(ValueError, match=r"warm-up of 35 steps would be more than 10% of the shortest run "
+                                         r"\(300 steps\).*at least 350"):
+        dataclasses.replace(GRIDS["quick"], warmup_iters=35)
+    dataclasses.replace(GRIDS["quick"], warmup_iters=30, min_steps=300)  # exactly a tenth is allowed
 
 
 def test_a_grid_that_spans_too_little_compute_is_refused():
@@ -150,9 +150,9 @@ def test_a_grid_that_spans_too_little_compute_is_refused():
 
 
 def test_a_budget_without_two_points_on_each_side_of_the_expected_optimum_is_refused():
-    # at 1e10 FLOPs the quick ladder has exactly two sizes below 30 tokens per parameter (d12 and d16...);
+    # at 1.26e10 FLOPs the quick ladder has exactly two sizes below 50 tokens per parameter (d14 and d16);
     # asking for a minimum as low as 10 leaves it one or none
-    with pytest.raises(ValueError, match=r"budget C = 1e\+10 has \d point\(s\) above 250 tokens per parameter "
+    with pytest.raises(ValueError, match=r"budget C = 1\.26e\+10 has \d point\(s\) above 250 tokens per parameter "
                                          r"and [01] below 10"):
         plan(dataclasses.replace(GRIDS["quick"], optimum_tokens_per_param=(10, 250)))
     with pytest.raises(ValueError, match="a pair"):

@@ -333,22 +333,26 @@ def shape_for_params(grid: SweepGrid, N_target: float, n_layer: int | None = Non
 
 # ----------------------------------------------------------------------------- the profiles
 
-#: The course's grids. ``quick``: CPU, about eight minutes on a 2-core machine (466 s under `make nbval`, 3 December 2026); ``full``: a GPU.
-#: Widths grow by 1.2-1.5x per rung, so N grows by about 1.4-2.2x (Chapter 6 prints the factors), with extra rungs (d20; and in
-#: ``full`` every 1.2x) where the minima lie; budgets grow by 2^(1/3) (full's by sqrt(2)) over at least
-#: 1.5 decades of compute (full: 2). Every run warms up over at most a tenth of the shortest run's steps.
-#: Small character models are best trained on hundreds of tokens per parameter (Chapter 6), hence the
-#: high cap and up to four passes over the data.
+#: The course's grids. ``quick``: CPU, a few minutes on a 2-core machine (Chapter 6 prints the measured time);
+#: ``full``: a GPU. Widths grow by 1.1-1.6x per rung, so N grows by about 1.3-2.4x (Chapter 6 prints the factors),
+#: with extra rungs (``full``: every 1.2x) where the minima lie; budgets grow by 2^(1/3) (full's by sqrt(2)) over
+#: at least 1.5 decades of compute (full: 2). Every run warms up over at most a tenth of the shortest run's steps.
+#: Small character models are best trained on about a hundred tokens per parameter (Chapter 6), hence the high
+#: cap and more than one pass over the data for the longest runs. ``quick`` keeps only the widths its IsoFLOP
+#: profiles need (each budget has two points on each side of the optimum's band), plus the narrowest (d4, two
+#: points) so that N spans two decades, and it starts at 300 steps and
+#: stops at 1,500 tokens per parameter: an earlier version from 200 steps and up to 3,000 tokens per parameter
+#: left residuals that tracked run length at both ends (see Chapter 6's residual plot).
 GRIDS: dict[str, SweepGrid] = {
     "quick": SweepGrid(
         name="quick",
-        sizes=((2, 4), (2, 6), (2, 8), (2, 12), (2, 16), (2, 20), (2, 24), (2, 32), (2, 48), (2, 64), (2, 96)),
-        budgets=tuple(1e10 * 2 ** (k / 3) for k in range(16)),
+        sizes=tuple((2, w) for w in (4, 6, 8, 10, 14, 16, 20, 24, 36, 56)),
+        budgets=tuple(1.26e10 * 2 ** (k / 3) for k in range(16)),
         slice_steps=(512, 1024),
-        lrs=((4, 1.5e-2), (6, 1.5e-2), (8, 1.5e-2), (12, 1.2e-2), (16, 1e-2), (20, 9e-3), (24, 8e-3), (32, 6e-3),
-             (48, 4e-3), (64, 3e-3), (96, 3e-3)),
-        n_ctx=64, batch_size=8, min_steps=200, max_tokens=17_200_000, max_tokens_per_param=3000,
-        warmup_iters=20, eval_iters=40, min_decades_C=1.5, optimum_tokens_per_param=(30, 250),
+        lrs=((4, 1.5e-2), (6, 1.5e-2), (8, 1.5e-2), (10, 1.3e-2), (12, 1.2e-2), (14, 1.1e-2), (16, 1e-2), (20, 9e-3),
+             (24, 8e-3), (32, 6e-3), (36, 5.3e-3), (48, 4e-3), (56, 3.4e-3), (64, 3e-3), (96, 3e-3)),
+        n_ctx=64, batch_size=8, min_steps=300, max_tokens=17_200_000, max_tokens_per_param=1500,
+        warmup_iters=20, eval_iters=40, min_decades_C=1.5, optimum_tokens_per_param=(50, 250),
     ),
     # Data-limited: the training split has about 4.3 million characters, so D <= 17M is up to 4 epochs.
     "full": SweepGrid(

@@ -33,7 +33,7 @@ The sweep's parts live in modules of their own, and this one is the front door t
 
 Command line (prints a summary table)::
 
-    python -m utils.sweep --profile quick          # the quick sweep (about eight minutes on a 2-core CPU)
+    python -m utils.sweep --profile quick          # the quick sweep (a few minutes on a 2-core CPU)
     python -m utils.sweep --profile full --list    # the plan only, no training
     python -m utils.sweep --bench                  # branches against separate runs, side by side
 """
