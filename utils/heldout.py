@@ -51,9 +51,10 @@ class HeldoutIsoFLOP:
         smallest (``scale`` converts sizes to the quantity shown), is written as such: a parabola that is almost
         flat, or has no minimum, puts its vertex anywhere."""
         lo_cap, hi_cap = float(np.min(self.N)) * scale / 100, 100 * float(np.max(self.N)) * scale
+        cap = ".2g" if fmt == ".2f" else fmt  # a ratio's cap can be far below 0.01, which .2f would print as 0.00
         ends = [f"{v:{fmt}}" if np.isfinite(v) and lo_cap <= v <= hi_cap else
-                (f"below {lo_cap:{fmt}} (1/100 of the smallest size)" if v < lo_cap else
-                 f"beyond {hi_cap:{fmt}} (100x the largest size)") for v in ci]
+                (f"below {lo_cap:{cap}} (1/100 of the smallest size)" if v < lo_cap else
+                 f"beyond {hi_cap:{cap}} (100x the largest size)") for v in ci]
         return f"[{ends[0]}, {ends[1]}]"
 
     @property
