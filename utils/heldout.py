@@ -23,8 +23,9 @@ class HeldoutIsoFLOP:
     ``level`` interval (``method`` says how it was made; an end may be 0 or inf when some simulated profiles had
     no minimum), ``ratio = N_opt / predicted_N_opt`` with ``ratio_ci``. ``residuals`` are measured minus
     predicted losses per size (``None`` without ``predicted_losses``), ``level_error`` their mean with standard
-    error ``level_error_se`` (independent noise of SD ``noise_sd`` per size assumed). ``resid_sd`` is the SD of
-    the losses about the parabola (compare it with ``noise_sd``). ``n_no_minimum`` and ``n_outside`` count
+    error ``level_error_se`` (independent noise of SD ``noise_sd`` per size assumed; ``noise_sd`` holds one SD per
+    size). ``resid_sd`` is the SD of the losses about the parabola (compare it with ``noise_rms``, the root mean
+    square of ``noise_sd``). ``n_no_minimum`` and ``n_outside`` count
     simulated profiles whose parabola had no minimum, or a minimum outside the sampled sizes."""
     N: np.ndarray
     losses: np.ndarray
@@ -39,12 +40,17 @@ class HeldoutIsoFLOP:
     level_error: float
     level_error_se: float
     resid_sd: float
-    noise_sd: float
+    noise_sd: np.ndarray
     n_bootstrap: int
     n_no_minimum: int
     n_outside: int
     level: float
     method: str
+
+    @property
+    def noise_rms(self) -> float:
+        """The root mean square of the sizes' noise SDs: the scatter about the parabola that noise alone gives."""
+        return float(np.sqrt(np.mean(self.noise_sd ** 2)))
 
     def _interval_text(self, ci, scale: float, fmt: str) -> str:
         """``ci`` as ``[lo, hi]``; an end beyond 100 times the largest size sampled, or below a hundredth of the
@@ -92,14 +98,15 @@ def _vertices(x: np.ndarray, P: np.ndarray) -> np.ndarray:
     return np.where(none, np.where(right_lower, np.inf, -np.inf), v)
 
 
-def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None, noise_sd: float,
+def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None, noise_sd,
                     n_bootstrap: int = 2000, seed: int | None = 0, level: float = 0.95) -> HeldoutIsoFLOP:
     """Fit a parabola in ``ln N`` to a held-out IsoFLOP profile (one budget, several sizes) and score a
     predicted optimum against its minimum (Chapter 6); returns a :class:`HeldoutIsoFLOP`.
 
     The interval of the measured ``N_opt`` is a **parametric bootstrap**: ``n_bootstrap`` profiles simulated as
     the fitted parabola plus independent normal noise of SD ``noise_sd`` at every size (the measured noise of one
-    run's loss, e.g. its seed-to-seed SD), each refitted. It uses the measured noise rather than the parabola's
+    run's loss, e.g. its seed-to-seed SD: one number for every size, or one per size, since the noise of a run
+    depends on its length and the sizes of one budget train for different numbers of steps), each refitted. It uses the measured noise rather than the parabola's
     residuals because five sizes leave a parabola two degrees of freedom, too few to estimate a noise level.
     A simulated profile without a minimum counts as an optimum beyond the sampled size with the lower loss.
     The ratio's interval is the same interval divided by ``predicted_N_opt`` (a fixed number). Refuses fewer than
@@ -114,8 +121,11 @@ def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None,
                          "at the held-out budget (Chapter 6 trains five).")
     if not (np.isfinite(predicted_N_opt) and predicted_N_opt > 0):
         raise ValueError(f"predicted_N_opt must be a positive number of parameters, got {predicted_N_opt!r}.")
-    if not (np.isfinite(noise_sd) and noise_sd > 0):
-        raise ValueError(f"noise_sd must be a positive SD in nats (measure it, e.g. across seeds), got {noise_sd!r}.")
+    sd = np.asarray(noise_sd, dtype=float)
+    if sd.ndim > 1 or (sd.ndim == 1 and len(sd) != n) or not (np.all(np.isfinite(sd)) and np.all(sd > 0)):
+        raise ValueError(f"noise_sd must be a positive SD in nats (measure it, e.g. across seeds), one number or one "
+                         f"per size ({n}), got {noise_sd!r}.")
+    sd = np.broadcast_to(sd, (n,)).copy()
     if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 100:
         raise ValueError(f"n_bootstrap must be an integer of at least 100 (for a percentile interval), "
                          f"got {n_bootstrap!r}.")
@@ -131,7 +141,7 @@ def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None,
                          "Train sizes beyond it.")
     fitted = np.polyval(p[0], x)
     rng = np.random.default_rng(seed)
-    sims = _vertices(x, _parabolas(x, fitted + rng.normal(0.0, noise_sd, (n_bootstrap, n))))
+    sims = _vertices(x, _parabolas(x, fitted + rng.normal(0.0, 1.0, (n_bootstrap, n)) * sd))
     alpha = 1 - level
     lo, hi = np.quantile(sims, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")   # order statistics: ±inf allowed
     ci = (float(np.exp(lo)), float(np.exp(hi)))
@@ -139,7 +149,7 @@ def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None,
         pl = validate.positive_array("predicted_losses", predicted_losses)
         validate.same_length(N=N, predicted_losses=pl)
         residuals = losses - pl
-        level_error, level_se = float(residuals.mean()), float(noise_sd / math.sqrt(n))
+        level_error, level_se = float(residuals.mean()), float(np.sqrt(np.sum(sd ** 2)) / n)
     else:
         residuals, level_error, level_se = None, float("nan"), float("nan")
     finite = np.isfinite(sims)
@@ -148,7 +158,8 @@ def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None,
         predicted_N_opt=float(predicted_N_opt), ratio=math.exp(v) / predicted_N_opt,
         ratio_ci=(ci[0] / predicted_N_opt, ci[1] / predicted_N_opt), residuals=residuals, level_error=level_error,
         level_error_se=level_se, resid_sd=float(np.sqrt(np.mean((losses - fitted) ** 2) * n / max(n - 3, 1))),
-        noise_sd=float(noise_sd), n_bootstrap=int(n_bootstrap), n_no_minimum=int((~finite).sum()),
+        noise_sd=sd, n_bootstrap=int(n_bootstrap), n_no_minimum=int((~finite).sum()),
         n_outside=int((finite & ((sims < x.min()) | (sims > x.max()))).sum()), level=level,
-        method=f"parametric bootstrap, {n_bootstrap} profiles with noise SD {noise_sd:.4f} nats")
+        method=f"parametric bootstrap, {n_bootstrap} profiles with noise SD " + (
+            f"{sd[0]:.4f} nats" if np.all(sd == sd[0]) else f"{sd.min():.4f} to {sd.max():.4f} nats by size"))
 
