@@ -106,8 +106,9 @@ def heldout_isoflop(N, losses, *, predicted_N_opt: float, predicted_losses=None,
     The interval of the measured ``N_opt`` is a **parametric bootstrap**: ``n_bootstrap`` profiles simulated as
     the fitted parabola plus independent normal noise of SD ``noise_sd`` at every size (the measured noise of one
     run's loss, e.g. its seed-to-seed SD: one number for every size, or one per size, since the noise of a run
-    depends on its length and the sizes of one budget train for different numbers of steps), each refitted. It uses the measured noise rather than the parabola's
-    residuals because five sizes leave a parabola two degrees of freedom, too few to estimate a noise level.
+    depends on its length and the sizes of one budget train for different numbers of steps), each refitted. It
+    uses the measured noise rather than the parabola's residuals because five sizes leave a parabola two degrees
+    of freedom, too few to estimate a noise level.
     A simulated profile without a minimum counts as an optimum beyond the sampled size with the lower loss.
     The ratio's interval is the same interval divided by ``predicted_N_opt`` (a fixed number). Refuses fewer than
     3 sizes, a parabola that opens downwards (a maximum, not a minimum) and a minimum outside the sampled sizes
